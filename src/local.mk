@@ -1,0 +1,20 @@
+# The daemon is built from a convenience library so that tests and fuzz
+# targets link exactly the code that ships.
+noinst_LIBRARIES += src/libvirtfsproxyd.a
+src_libvirtfsproxyd_a_SOURCES = \
+	src/caps.c src/caps.h \
+	src/conn.c src/conn.h \
+	src/lanes.c src/lanes.h \
+	src/listener.c src/listener.h \
+	src/log.c src/log.h \
+	src/ops.c src/ops.h \
+	src/proto.c src/proto.h \
+	src/worker.c src/worker.h
+src_libvirtfsproxyd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CAPNG_CFLAGS) $(GLIB_CFLAGS)
+
+VP_LIBS = src/libvirtfsproxyd.a $(LIBEVENT_LIBS) $(CAPNG_LIBS) $(GLIB_LIBS) -lpthread
+
+bin_PROGRAMS += src/virtfs-proxyd
+src_virtfs_proxyd_SOURCES = src/main.c
+src_virtfs_proxyd_CFLAGS = $(src_libvirtfsproxyd_a_CFLAGS)
+src_virtfs_proxyd_LDADD = $(VP_LIBS)

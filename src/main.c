@@ -1,0 +1,417 @@
+/* main.c - options, start-up, signals and shutdown of virtfs-proxyd. */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "lanes.h"
+#include "listener.h"
+#include "log.h"
+#include "ops.h"
+#include "worker.h"
+
+#define SHUTDOWN_GRACE_S 10
+#define LANE_THREADS_MAX 64
+#define LANE_IDLE_S 30
+
+struct options {
+    const char *path;
+    const char *socket;
+    long uid, gid, fd; /* -1: not given */
+    bool nodaemon;
+    bool allow_devices;
+    bool readonly;
+    enum log_level log_level;
+    unsigned long threads;
+    unsigned long max_conns;
+    unsigned long frame_timeout;
+};
+
+enum {
+    OPT_ALLOW_DEVICES = 256,
+    OPT_READONLY,
+    OPT_LOG_LEVEL,
+    OPT_THREADS,
+    OPT_MAX_CONNS,
+    OPT_FRAME_TIMEOUT,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"path", required_argument, NULL, 'p'},
+    {"socket", required_argument, NULL, 's'},
+    {"uid", required_argument, NULL, 'u'},
+    {"gid", required_argument, NULL, 'g'},
+    {"fd", required_argument, NULL, 'f'},
+    {"nodaemon", no_argument, NULL, 'n'},
+    {"help", no_argument, NULL, 'h'},
+    {"allow-devices", no_argument, NULL, OPT_ALLOW_DEVICES},
+    {"readonly", no_argument, NULL, OPT_READONLY},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+    {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: " PACKAGE_NAME " -p DIR (-s PATH -u UID -g GID | -f FD) [options]\n"
+            "Serve DIR to QEMU's 9p proxy backend (-fsdev proxy).\n"
+            "\n"
+            "  -p, --path DIR          directory to export\n"
+            "  -s, --socket PATH       listen on PATH for any number of QEMU connections\n"
+            "  -u, --uid UID           owner of the socket file (name or number)\n"
+            "  -g, --gid GID           group of the socket file (name or number)\n"
+            "  -f, --fd N              serve the connected socket N, exit when it closes\n"
+            "  -n, --nodaemon          stay in the foreground and log to stderr\n"
+            "      --allow-devices     let guests create block and character devices\n"
+            "      --readonly          refuse every change to the export (EROFS)\n"
+            "      --log-level LEVEL   error, warning, info (default) or debug\n"
+            "      --threads N         I/O threads (default: one per CPU)\n"
+            "      --max-connections N refuse connections beyond N (default 4096, 0: none)\n"
+            "      --frame-timeout S   close a peer whose frame stays incomplete S seconds\n"
+            "                          (default 30)\n"
+            "      --version           print the version and exit\n"
+            "  -h, --help              print this help and exit\n");
+}
+
+static void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, PACKAGE_NAME ": ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '" PACKAGE_NAME " --help' for more information.\n");
+    exit(EXIT_FAILURE);
+}
+
+static unsigned long parse_number(const char *opt, const char *arg, unsigned long max)
+{
+    unsigned long v;
+    char *end;
+
+    errno = 0;
+    v = strtoul(arg, &end, 10);
+    if (arg[0] == '\0' || arg[0] == '-' || *end != '\0' || errno != 0 || v > max) {
+        bad_usage("%s: '%s' is not a number from 0 to %lu", opt, arg, max);
+    }
+    return v;
+}
+
+static long parse_id(const char *opt, const char *arg, bool is_group)
+{
+    if (arg[0] >= '0' && arg[0] <= '9') {
+        return (long)parse_number(opt, arg, UINT_MAX - 1);
+    }
+    if (is_group) {
+        struct group *gr = getgrnam(arg);
+
+        if (gr == NULL) {
+            bad_usage("%s: no group named '%s'", opt, arg);
+        }
+        return gr->gr_gid;
+    }
+    struct passwd *pw = getpwnam(arg);
+
+    if (pw == NULL) {
+        bad_usage("%s: no user named '%s'", opt, arg);
+    }
+    return pw->pw_uid;
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int c;
+
+    *o = (struct options){
+        .uid = -1,
+        .gid = -1,
+        .fd = -1,
+        .log_level = LOG_LEVEL_INFO,
+        .threads = ncpu > 0 ? (unsigned long)ncpu : 1,
+        .max_conns = 4096,
+        .frame_timeout = 30,
+    };
+    while ((c = getopt_long(argc, argv, "p:s:u:g:f:nh", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            o->path = optarg;
+            break;
+        case 's':
+            o->socket = optarg;
+            break;
+        case 'u':
+            o->uid = parse_id("--uid", optarg, false);
+            break;
+        case 'g':
+            o->gid = parse_id("--gid", optarg, true);
+            break;
+        case 'f':
+            o->fd = (long)parse_number("--fd", optarg, INT_MAX);
+            break;
+        case 'n':
+            o->nodaemon = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(EXIT_SUCCESS);
+        case OPT_ALLOW_DEVICES:
+            o->allow_devices = true;
+            break;
+        case OPT_READONLY:
+            o->readonly = true;
+            break;
+        case OPT_LOG_LEVEL:
+            if (log_parse_level(optarg, &o->log_level) < 0) {
+                bad_usage("--log-level: '%s' is not error, warning, info or debug", optarg);
+            }
+            break;
+        case OPT_THREADS:
+            o->threads = parse_number("--threads", optarg, 256);
+            if (o->threads == 0) {
+                bad_usage("--threads: at least 1 is needed");
+            }
+            break;
+        case OPT_MAX_CONNS:
+            o->max_conns = parse_number("--max-connections", optarg, UINT_MAX);
+            break;
+        case OPT_FRAME_TIMEOUT:
+            o->frame_timeout = parse_number("--frame-timeout", optarg, 86400);
+            if (o->frame_timeout == 0) {
+                bad_usage("--frame-timeout: at least 1 second is needed");
+            }
+            break;
+        case OPT_VERSION:
+            printf(PACKAGE_NAME " " PACKAGE_VERSION "\n");
+            exit(EXIT_SUCCESS);
+        default:
+            fprintf(stderr, "Try '" PACKAGE_NAME " --help' for more information.\n");
+            exit(EXIT_FAILURE);
+        }
+    }
+    if (optind < argc) {
+        bad_usage("unexpected argument '%s'", argv[optind]);
+    }
+    if (o->path == NULL) {
+        bad_usage("missing --path DIR: the directory to export");
+    }
+    if (o->socket != NULL && o->fd >= 0) {
+        bad_usage("--socket and --fd exclude each other");
+    }
+    if (o->socket == NULL && o->fd < 0) {
+        bad_usage("missing --socket PATH or --fd N: where QEMU connects");
+    }
+    if (o->socket != NULL && (o->uid < 0 || o->gid < 0)) {
+        bad_usage("--socket needs --uid and --gid: the owner of the socket file");
+    }
+    if (o->socket == NULL && (o->uid >= 0 || o->gid >= 0)) {
+        bad_usage("--uid and --gid only apply to --socket");
+    }
+    if (o->fd >= 0 && o->fd <= 2 && !o->nodaemon) {
+        bad_usage("--fd %ld is a standard stream, which a daemon closes; use --nodaemon",
+                  o->fd);
+    }
+}
+
+/* -f: the descriptor must be a connected Unix stream socket. */
+static int check_inherited_socket(int fd)
+{
+    int type = 0, domain = 0;
+    socklen_t len = sizeof(type);
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        log_error("--fd %d: %m", fd);
+        return -EBADF;
+    }
+    if (!S_ISSOCK(st.st_mode) || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        (len = sizeof(domain), getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) ||
+        type != SOCK_STREAM || domain != AF_UNIX) {
+        log_error("--fd %d is not a Unix stream socket", fd);
+        return -ENOTSOCK;
+    }
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+        log_error("--fd %d: %m", fd);
+        return -errno;
+    }
+    return 0;
+}
+
+/* ---- run time ------------------------------------------------------------ */
+
+static struct {
+    struct event_base *base;
+    struct listener *listener;
+    bool single;   /* -f: end with the one connection */
+    bool stopping;
+    struct event *ev_stopped;
+    struct event *ev_grace;
+} daemon_state;
+
+static void begin_shutdown(const char *why)
+{
+    struct timeval grace = {.tv_sec = SHUTDOWN_GRACE_S};
+
+    if (daemon_state.stopping) {
+        return;
+    }
+    daemon_state.stopping = true;
+    log_info("%s: finishing requests in progress, then exiting", why);
+    listener_free(daemon_state.listener);
+    daemon_state.listener = NULL;
+    evtimer_add(daemon_state.ev_grace, &grace);
+    workers_stop(daemon_state.ev_stopped);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: no configuration file to reload");
+        return;
+    }
+    begin_shutdown(strsignal((int)sig));
+}
+
+static void on_conn_closed(evutil_socket_t fd, short what, void *arg)
+{
+    if (daemon_state.single && workers_connections() == 0) {
+        begin_shutdown("the connection closed");
+    }
+}
+
+static void on_stopped(evutil_socket_t fd, short what, void *arg)
+{
+    event_base_loopbreak(daemon_state.base);
+}
+
+static void on_grace_expired(evutil_socket_t fd, short what, void *arg)
+{
+    log_warn("connections still busy after %d s; exiting anyway", SHUTDOWN_GRACE_S);
+    event_base_loopbreak(daemon_state.base);
+}
+
+static void on_lanes_respawn(evutil_socket_t fd, short what, void *arg)
+{
+    lanes_respawn();
+}
+
+static int run(const struct options *o, struct export *ex, int inherited_fd)
+{
+    static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+    struct event *ev_signals[3], *ev_closed, *ev_respawn;
+    struct worker_options wopt;
+    struct ucred self = {.pid = 0, .uid = 0, .gid = 0};
+    int ret;
+
+    evthread_use_pthreads();
+    daemon_state.base = event_base_new();
+    if (daemon_state.base == NULL) {
+        log_error("cannot create the event loop");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        ev_signals[i] = evsignal_new(daemon_state.base, signals[i], on_signal, NULL);
+        event_add(ev_signals[i], NULL);
+    }
+    ev_closed = event_new(daemon_state.base, -1, 0, on_conn_closed, NULL);
+    ev_respawn = event_new(daemon_state.base, -1, 0, on_lanes_respawn, NULL);
+    daemon_state.ev_stopped = event_new(daemon_state.base, -1, 0, on_stopped, NULL);
+    daemon_state.ev_grace = evtimer_new(daemon_state.base, on_grace_expired, NULL);
+
+    lanes_init(LANE_THREADS_MAX, LANE_IDLE_S, ev_respawn);
+    wopt = (struct worker_options){
+        .threads = inherited_fd >= 0 ? 1 : (unsigned)o->threads,
+        .frame_timeout_s = (unsigned)o->frame_timeout,
+        .on_conn_closed = ev_closed,
+    };
+    ret = workers_start(&wopt);
+    if (ret < 0) {
+        log_error("cannot start worker threads");
+        return ret;
+    }
+    if (daemon_state.listener != NULL) {
+        ret = listener_start(daemon_state.listener, daemon_state.base);
+        if (ret < 0) {
+            return ret;
+        }
+    } else {
+        socklen_t len = sizeof(self);
+
+        daemon_state.single = true;
+        getsockopt(inherited_fd, SOL_SOCKET, SO_PEERCRED, &self, &len);
+        log_info("serving %s on inherited socket %d", ex->dir, inherited_fd);
+        workers_assign(inherited_fd, ex, &self);
+    }
+    event_base_dispatch(daemon_state.base);
+    listener_free(daemon_state.listener);
+    daemon_state.listener = NULL;
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct export ex = {.root_fd = -1};
+    struct options o;
+
+    parse_options(argc, argv, &o);
+    log_setup(false, o.log_level);
+    if (geteuid() != 0) {
+        log_error("must run as root: it serves guests of every uid");
+        return EXIT_FAILURE;
+    }
+    if (ops_export_open(&ex, o.path) < 0) {
+        return EXIT_FAILURE;
+    }
+    ex.allow_devices = o.allow_devices;
+    ex.readonly = o.readonly;
+    if (o.fd >= 0 && check_inherited_socket((int)o.fd) < 0) {
+        return EXIT_FAILURE;
+    }
+    if (o.socket != NULL) {
+        daemon_state.listener = listener_create(o.socket, (uid_t)o.uid, (gid_t)o.gid, &ex,
+                                                (unsigned)o.max_conns);
+        if (daemon_state.listener == NULL) {
+            return EXIT_FAILURE;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (!o.nodaemon) {
+        if (daemon(0, 0) < 0) {
+            log_error("daemon: %m");
+            return EXIT_FAILURE;
+        }
+        log_setup(true, o.log_level);
+    }
+    /* Everything below runs with the reduced privileges, in every thread. */
+    if (ops_init() < 0 || caps_drop_daemon() < 0) {
+        listener_free(daemon_state.listener);
+        return EXIT_FAILURE;
+    }
+    return run(&o, &ex, (int)o.fd) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,35 @@
+/* ops.h - the host side of each request, confined to one export. */
+#ifndef VP_OPS_H
+#define VP_OPS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+struct export {
+    char *dir;   /* as configured, for messages */
+    int root_fd; /* O_PATH directory; every path resolves beneath it */
+    bool allow_devices;
+    bool readonly;
+};
+
+/* Opens the export root.  The directory itself must not be a symlink, as
+ * with the reference helper.  Returns 0 or -errno, with a message logged. */
+int ops_export_open(struct export *ex, const char *dir);
+void ops_export_close(struct export *ex);
+
+/* Per-process set-up, after daemonizing: remembers the daemon's identity and
+ * opens /proc/self/fd, through which checked O_PATH descriptors are reopened. */
+int ops_init(void);
+
+/* Whether req must run on a credential lane, and as whom.  Creations run as
+ * the request's uid:gid (-1 = the daemon's own id); when that is the daemon's
+ * own identity they need no lane. */
+bool ops_lane_identity(const struct proto_req *req, uid_t *uid, gid_t *gid);
+
+/* Performs req and encodes exactly one reply of the request's kind.  A
+ * REPLY_FD success leaves the descriptor in rep->fd for the caller. */
+void ops_execute(const struct export *ex, struct proto_req *req, struct proto_reply *rep);
+
+#endif

@@ -1,0 +1,197 @@
+/* worker.c - I/O threads and the queues between them and the rest.
+ *
+ * Hand-offs in both directions (new connections from the acceptor, finished
+ * jobs from lanes) go through a mutex-protected queue plus event_active() on
+ * the worker's wake event: one wake-up, no polling.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "lanes.h"
+#include "log.h"
+#include "worker.h"
+
+struct handoff {
+    int fd;
+    const struct export *ex;
+    struct ucred peer;
+};
+
+static struct worker *workers;
+static unsigned int nworkers;
+static atomic_uint total_conns;
+static atomic_uint running_workers;
+static struct event *conn_closed_event;
+static struct event *stopped_event;
+
+static void worker_check_stopped(struct worker *w)
+{
+    if (w->draining && g_hash_table_size(w->conns) == 0) {
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    GQueue incoming, done;
+    bool stopping;
+
+    pthread_mutex_lock(&w->lock);
+    incoming = w->incoming;
+    done = w->done;
+    g_queue_init(&w->incoming);
+    g_queue_init(&w->done);
+    stopping = w->stopping;
+    pthread_mutex_unlock(&w->lock);
+
+    for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; free(h)) {
+        if (stopping || conn_new(w, h->fd, h->ex, &h->peer) == NULL) {
+            close(h->fd);
+            atomic_fetch_sub(&w->load, 1);
+            atomic_fetch_sub(&total_conns, 1);
+            event_active(conn_closed_event, 0, 0);
+        }
+    }
+    for (struct lane_job *job; (job = g_queue_pop_head(&done)) != NULL;) {
+        conn_lane_done(job);
+    }
+    if (stopping && !w->draining) {
+        /* conn_drain may close (and remove) the connection: walk a copy. */
+        GList *all = g_hash_table_get_keys(w->conns);
+
+        w->draining = true;
+        for (GList *l = all; l != NULL; l = l->next) {
+            conn_drain(l->data);
+        }
+        g_list_free(all);
+    }
+    worker_check_stopped(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    if (atomic_fetch_sub(&running_workers, 1) == 1 && stopped_event != NULL) {
+        event_active(stopped_event, 0, 0);
+    }
+    return NULL;
+}
+
+int workers_start(const struct worker_options *opt)
+{
+    nworkers = opt->threads;
+    conn_closed_event = opt->on_conn_closed;
+    workers = calloc(nworkers, sizeof(*workers));
+    if (workers == NULL) {
+        return -ENOMEM;
+    }
+    for (unsigned int i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        int rc;
+
+        w->base = event_base_new();
+        w->rbuf = malloc(WORKER_RBUF_SIZE);
+        w->rep = malloc(sizeof(*w->rep));
+        if (w->base == NULL || w->rbuf == NULL || w->rep == NULL) {
+            return -ENOMEM;
+        }
+        w->frame_timeout_s = opt->frame_timeout_s;
+        w->ev_wake = event_new(w->base, -1, 0, worker_wake, w);
+        pthread_mutex_init(&w->lock, NULL);
+        g_queue_init(&w->incoming);
+        g_queue_init(&w->done);
+        w->conns = g_hash_table_new(NULL, NULL);
+        atomic_fetch_add(&running_workers, 1);
+        rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            log_error("cannot start worker thread: %s", strerror(rc));
+            return -rc;
+        }
+    }
+    return 0;
+}
+
+void workers_assign(int fd, const struct export *ex, const struct ucred *peer)
+{
+    struct worker *best = &workers[0];
+    struct handoff *h = malloc(sizeof(*h));
+
+    if (h == NULL) {
+        log_error("out of memory accepting a connection");
+        close(fd);
+        return;
+    }
+    for (unsigned int i = 1; i < nworkers; i++) {
+        if (atomic_load(&workers[i].load) < atomic_load(&best->load)) {
+            best = &workers[i];
+        }
+    }
+    h->fd = fd;
+    h->ex = ex;
+    h->peer = *peer;
+    atomic_fetch_add(&best->load, 1);
+    atomic_fetch_add(&total_conns, 1);
+    pthread_mutex_lock(&best->lock);
+    g_queue_push_tail(&best->incoming, h);
+    pthread_mutex_unlock(&best->lock);
+    event_active(best->ev_wake, 0, 0);
+}
+
+unsigned int workers_connections(void)
+{
+    return atomic_load(&total_conns);
+}
+
+void workers_stop(struct event *done)
+{
+    stopped_event = done;
+    for (unsigned int i = 0; i < nworkers; i++) {
+        pthread_mutex_lock(&workers[i].lock);
+        workers[i].stopping = true;
+        pthread_mutex_unlock(&workers[i].lock);
+        event_active(workers[i].ev_wake, 0, 0);
+    }
+    if (atomic_load(&running_workers) == 0) {
+        event_active(done, 0, 0);
+    }
+}
+
+void workers_join(void)
+{
+    for (unsigned int i = 0; i < nworkers; i++) {
+        pthread_join(workers[i].thread, NULL);
+    }
+}
+
+void worker_complete(struct lane_job *job)
+{
+    struct worker *w = job->worker;
+
+    pthread_mutex_lock(&w->lock);
+    g_queue_push_tail(&w->done, job);
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->ev_wake, 0, 0);
+}
+
+void worker_conn_added(struct worker *w, struct conn *c)
+{
+    g_hash_table_add(w->conns, c);
+}
+
+void worker_conn_removed(struct worker *w, struct conn *c)
+{
+    g_hash_table_remove(w->conns, c);
+    atomic_fetch_sub(&w->load, 1);
+    atomic_fetch_sub(&total_conns, 1);
+    event_active(conn_closed_event, 0, 0);
+    worker_check_stopped(w);
+}

@@ -1,0 +1,68 @@
+/* worker.h - I/O threads.
+ *
+ * Each worker thread runs its own event loop over the connections assigned
+ * to it, reads their frames, and executes requests that need no credential
+ * switch right there: one wake-up per request, as with the reference helper.
+ * Requests that must run as another uid:gid go to a lane (lanes.h) and come
+ * back through worker_complete().
+ */
+#ifndef VP_WORKER_H
+#define VP_WORKER_H
+
+#include <glib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "proto.h"
+
+struct event_base;
+struct event;
+struct export;
+struct lane_job;
+struct conn;
+
+struct worker_options {
+    unsigned int threads;
+    unsigned int frame_timeout_s; /* a frame that stays half-received */
+    struct event *on_conn_closed; /* activated whenever a connection ends */
+};
+
+/* Thread-owned resources a connection borrows while its thread runs it. */
+struct worker {
+    struct event_base *base;
+    uint8_t *rbuf; /* receive buffer, WORKER_RBUF_SIZE bytes */
+    struct proto_reply *rep;
+    unsigned int frame_timeout_s;
+
+    pthread_t thread;
+    struct event *ev_wake;
+    pthread_mutex_t lock; /* protects the hand-off queues and stopping */
+    GQueue incoming;      /* struct handoff: accepted, not yet adopted */
+    GQueue done;          /* struct lane_job: back from a lane */
+    bool stopping;
+    bool draining;       /* worker thread only, like everything below */
+    GHashTable *conns;   /* set of this thread's struct conn */
+    atomic_uint load;    /* connections assigned, read by the acceptor */
+};
+
+#define WORKER_RBUF_SIZE (2 * PROTO_MAX_FRAME)
+
+int workers_start(const struct worker_options *opt);
+/* Hands an accepted connection to the least loaded worker.  Takes fd. */
+void workers_assign(int fd, const struct export *ex, const struct ucred *peer);
+unsigned int workers_connections(void);
+/* Asks every worker to finish what it has started, flush, close its
+ * connections and stop; activates done once all have stopped. */
+void workers_stop(struct event *done);
+void workers_join(void);
+
+/* Called by a lane thread: returns a finished job to its worker. */
+void worker_complete(struct lane_job *job);
+
+/* Called by conn.c on its worker's thread. */
+void worker_conn_added(struct worker *w, struct conn *c);
+void worker_conn_removed(struct worker *w, struct conn *c);
+
+#endif

@@ -1,0 +1,5 @@
+# Test fragments: one per kind of test, each owning its directory.
+include $(srcdir)/tests/unit/local.mk
+include $(srcdir)/tests/lib/local.mk
+include $(srcdir)/tests/integration/local.mk
+include $(srcdir)/tests/e2e/local.mk
