@@ -3,3 +3,5 @@ include $(srcdir)/tests/unit/local.mk
 include $(srcdir)/tests/lib/local.mk
 include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/e2e/local.mk
+include $(srcdir)/tests/fuzz/local.mk
+include $(srcdir)/tests/stress/local.mk

@@ -1,0 +1,6 @@
+# Unit tests: pure code, no daemon, no root needed.
+check_PROGRAMS += tests/unit/test-proto
+TESTS += tests/unit/test-proto
+tests_unit_test_proto_SOURCES = tests/unit/test-proto.c
+tests_unit_test_proto_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_proto_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS)
