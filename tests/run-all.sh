@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root):
+# installs the packages, builds from a clean tree with warnings as errors,
+# runs `make check` (unit, integration, differential against QEMU's own
+# helper, real QEMU guests), the sanitizer builds, a short fuzzing pass, a
+# short stress run and a quick benchmark, then prints one summary line.
+#
+# QUICK=1 skips the sanitizer, fuzz and benchmark stages.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+passed=0
+failed=0
+failures=()
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# Adds the counts of an automake test-suite.log to the totals.
+count_log() {
+    local log=$1 stage=$2 pass fail
+    if [ ! -f "$log" ]; then
+        failed=$((failed + 1))
+        failures+=("$stage: no test-suite.log")
+        return
+    fi
+    pass=$(awk '/^# (PASS|XFAIL|SKIP):/ {n += $3} END {print n + 0}' "$log")
+    fail=$(awk '/^# (FAIL|XPASS|ERROR):/ {n += $3} END {print n + 0}' "$log")
+    passed=$((passed + pass))
+    failed=$((failed + fail))
+    [ "$fail" -eq 0 ] || failures+=("$stage: $fail failed (see $log)")
+}
+
+# Runs one command as a single check.
+stage() {
+    local name=$1
+    shift
+    say "$name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+
+say "dependencies"
+bash contrib/install-deps.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
+
+say "build"
+if ! { autoreconf -fi >/dev/null && ./configure -q --enable-werror && make -j"$(nproc)"; }; then
+    echo "build failed"
+    echo "tests: 0 passed, 1 failed"
+    exit 1
+fi
+
+say "make check"
+make -j"$(nproc)" check >make-check.out 2>&1
+tail -n 25 make-check.out
+count_log test-suite.log "make check"
+
+if [ "${QUICK:-0}" != 1 ]; then
+    if [ -x tests/ci-sanitizers.sh ]; then
+        say "sanitizers"
+        bash tests/ci-sanitizers.sh
+        count_log _build/asan/test-suite.log "ASan+UBSan make check"
+        [ -f _build/tsan/test-suite.log ] && count_log _build/tsan/test-suite.log "TSan"
+    fi
+    [ -x tests/fuzz/run-fuzz.sh ] && stage "fuzz (short)" bash tests/fuzz/run-fuzz.sh "${FUZZ_SECONDS:-30}"
+    [ -x tests/stress/run-stress.sh ] && stage "stress (short)" bash tests/stress/run-stress.sh short
+    grep -q '^bench-quick:' contrib/bench/local.mk 2>/dev/null &&
+        stage "benchmark (quick)" make -s bench-quick
+fi
+
+say "summary"
+for f in "${failures[@]}"; do
+    echo "FAILED: $f"
+done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
