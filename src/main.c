@@ -400,6 +400,8 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
     }
+    /* Modes from the guest are applied exactly, setuid bits included. */
+    umask(0);
     signal(SIGPIPE, SIG_IGN);
     if (!o.nodaemon) {
         if (daemon(0, 0) < 0) {

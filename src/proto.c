@@ -244,8 +244,11 @@ void proto_reply_stat(struct proto_reply *rep, const struct stat *st)
 void proto_reply_statfs(struct proto_reply *rep, const struct statfs *sfs)
 {
     uint8_t *p = rep->buf + PROTO_HDR_SZ;
-    /* Each 32-bit half of f_fsid travels zero-extended in its own u64, as
-     * the reference helper sends it (QEMU then drops the second, §5.4 C3). */
+    /* Each 32-bit half of f_fsid travels in its own u64, sign-extended from
+     * the int it is: the bytes the reference helper really sends (observed
+     * on the Debian 7.2 binary; PROTOCOL.md §4.1 says zero-extended, which
+     * differs for negative halves).  QEMU keeps only the upper 32 bits of
+     * the second one (§5.4 C3), so the guest sees what the old helper gave. */
     const uint64_t v[] = {
         (uint64_t)sfs->f_type,
         (uint64_t)sfs->f_bsize,
@@ -254,8 +257,8 @@ void proto_reply_statfs(struct proto_reply *rep, const struct statfs *sfs)
         sfs->f_bavail,
         sfs->f_files,
         sfs->f_ffree,
-        (uint32_t)sfs->f_fsid.__val[0],
-        (uint32_t)sfs->f_fsid.__val[1],
+        (uint64_t)(int64_t)sfs->f_fsid.__val[0],
+        (uint64_t)(int64_t)sfs->f_fsid.__val[1],
         (uint64_t)sfs->f_namelen,
         (uint64_t)sfs->f_frsize,
     };

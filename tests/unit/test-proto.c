@@ -226,8 +226,9 @@ static void test_statfs_layout(void)
     g_assert_cmphex(v[0], ==, 0xEF53);
     g_assert_cmpuint(v[1], ==, 4096);
     g_assert_cmpuint(v[6], ==, 900);
-    /* each fsid half zero-extended into its own u64, as the reference */
-    g_assert_cmphex(v[7], ==, 0x9abcdef0);
+    /* each fsid half sign-extended into its own u64, as the reference
+     * binary sends it */
+    g_assert_cmphex(v[7], ==, 0xffffffff9abcdef0ull);
     g_assert_cmphex(v[8], ==, 0x13b7f7b9);
     g_assert_cmpuint(v[9], ==, 255);
     g_assert_cmpuint(v[10], ==, 4096);

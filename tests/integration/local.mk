@@ -1,0 +1,47 @@
+# tests/integration: GTest programs driving a real daemon (TAP output).
+check_LIBRARIES += tests/integration/libharness.a
+tests_integration_libharness_a_SOURCES = \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_libharness_a_CPPFLAGS = $(AM_CPPFLAGS) \
+	-I$(top_srcdir)/tests/lib
+tests_integration_libharness_a_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+
+VT_INTEGRATION_TESTS = \
+	tests/integration/test-ops \
+	tests/integration/test-conn \
+	tests/integration/test-security \
+	tests/integration/test-lifecycle \
+	tests/integration/test-diff
+check_PROGRAMS += $(VT_INTEGRATION_TESTS)
+TESTS += $(VT_INTEGRATION_TESTS)
+
+VT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib \
+	-I$(top_srcdir)/tests/integration
+VT_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+VT_LDADD = tests/integration/libharness.a tests/lib/libpclient.a \
+	$(GLIB_LIBS) -lpthread
+
+tests_integration_test_ops_SOURCES = tests/integration/test-ops.c
+tests_integration_test_ops_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_ops_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_ops_LDADD = $(VT_LDADD)
+
+tests_integration_test_conn_SOURCES = tests/integration/test-conn.c
+tests_integration_test_conn_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_conn_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_conn_LDADD = $(VT_LDADD)
+
+tests_integration_test_security_SOURCES = tests/integration/test-security.c
+tests_integration_test_security_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_security_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_security_LDADD = $(VT_LDADD)
+
+tests_integration_test_lifecycle_SOURCES = tests/integration/test-lifecycle.c
+tests_integration_test_lifecycle_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_lifecycle_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_lifecycle_LDADD = $(VT_LDADD)
+
+tests_integration_test_diff_SOURCES = tests/integration/test-diff.c
+tests_integration_test_diff_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_diff_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_diff_LDADD = $(VT_LDADD)
