@@ -1,0 +1,61 @@
+#!/bin/bash
+# Boots one e2e guest in the foreground and returns QEMU's exit status
+# (124 when it was killed for running past --timeout).
+#
+#   boot-guest.sh --image DIR --log FILE [--accel tcg|kvm] [--timeout SEC]
+#                 [--append "KEY=VALUE ..."]
+#                 [--socket PATH | --fd-server BIN --export DIR]
+#
+# --socket PATH      -fsdev proxy,socket=PATH (a server must be listening).
+# --fd-server BIN    -fsdev proxy,sock_fd=4, and BIN -n -p DIR -f 3 is started
+#                    as this guest's private server on the other end of a socket
+#                    pair (made by re-executing under DIR/e2e-socketpair 3 4).
+# Without either, the guest has no 9p device (used for probe boots).
+#
+# The serial console goes to FILE, QEMU's stderr to FILE.qemu, a private
+# server's stderr to FILE.server and its pid to FILE.server.pid.
+set -euo pipefail
+
+args=("$@")
+image='' log='' accel=tcg timeout=120 append='' socket='' fd_server='' export_dir=''
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --image) image=$2 ;;
+        --log) log=$2 ;;
+        --accel) accel=$2 ;;
+        --timeout) timeout=$2 ;;
+        --append) append=$2 ;;
+        --socket) socket=$2 ;;
+        --fd-server) fd_server=$2 ;;
+        --export) export_dir=$2 ;;
+        *) echo "boot-guest.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift 2
+done
+[[ -n $image && -n $log ]] || { echo "boot-guest.sh: --image and --log are required" >&2; exit 2; }
+
+fsdev=()
+if [[ -n $socket ]]; then
+    fsdev=(-fsdev "proxy,id=fs0,socket=$socket")
+elif [[ -n $fd_server ]]; then
+    if [[ -z ${E2E_SOCKETPAIR_FDS:-} ]]; then
+        E2E_SOCKETPAIR_FDS=3,4 exec "$image/e2e-socketpair" 3 4 "$0" "${args[@]}"
+    fi
+    "$fd_server" -n -p "$export_dir" -f 3 4<&- 2>"$log.server" &
+    echo $! >"$log.server.pid"
+    exec 3<&-
+    fsdev=(-fsdev "proxy,id=fs0,sock_fd=4")
+fi
+if [[ ${#fsdev[@]} -gt 0 ]]; then
+    fsdev+=(-device "virtio-9p-pci,fsdev=fs0,mount_tag=share")
+fi
+
+# timeout forwards SIGTERM to QEMU, so killing this process's pid (after the
+# exec, timeout's) stops the guest.
+exec timeout -k 5 "$timeout" \
+    qemu-system-x86_64 -accel "$accel" -M pc -m 256 -smp 1 \
+    -nodefaults -no-user-config -display none -no-reboot \
+    -serial "file:$log" \
+    -kernel "$image/kernel" -initrd "$image/initramfs.img" \
+    -append "console=ttyS0 quiet panic=-1 $append" \
+    "${fsdev[@]}" 2>"$log.qemu"
