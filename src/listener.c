@@ -40,6 +40,7 @@ struct listener {
     int fd;
     ino_t ino;
     struct evconnlistener *evl;
+    struct event *ev_resume; /* re-enables accepting after a failed accept */
     int inotify_fd;
     struct event *ev_inotify;
     bool limit_logged;
@@ -245,12 +246,24 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     workers_assign(fd, l->ex, &cred);
 }
 
-static void on_accept_error(struct evconnlistener *evl, void *arg)
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct listener *l = arg;
 
-    /* EMFILE and friends: the listener keeps going; say why peers wait. */
-    log_warn("%s: accept: %s", l->path, strerror(EVUTIL_SOCKET_ERROR()));
+    evconnlistener_enable(l->evl);
+}
+
+static void on_accept_error(struct evconnlistener *evl, void *arg)
+{
+    struct listener *l = arg;
+    const struct timeval pause = {.tv_sec = 0, .tv_usec = 100 * 1000};
+
+    /* Out of descriptors or memory: the peer stays in the backlog and the
+     * socket stays readable, so pause accepting instead of spinning. */
+    log_warn("%s: accept: %s; pausing accepts for 100 ms", l->path,
+             strerror(EVUTIL_SOCKET_ERROR()));
+    evconnlistener_disable(evl);
+    evtimer_add(l->ev_resume, &pause);
 }
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
@@ -297,6 +310,7 @@ int listener_start(struct listener *l, struct event_base *base)
         return -EIO;
     }
     evconnlistener_set_error_cb(l->evl, on_accept_error);
+    l->ev_resume = evtimer_new(base, on_accept_resume, l);
     l->fd = -1; /* owned by evl now */
     relink(l);
     log_info("serving %s on %s", l->ex->dir, l->path);
@@ -312,6 +326,9 @@ void listener_free(struct listener *l)
     }
     if (l->evl != NULL) {
         evconnlistener_free(l->evl);
+    }
+    if (l->ev_resume != NULL) {
+        event_free(l->ev_resume);
     }
     if (l->fd >= 0) {
         close(l->fd);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -237,6 +238,26 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
 }
 
+/* Each connection holds a descriptor, and a request briefly a few more:
+ * raise the soft limit as far as the hard one allows, and say so when the
+ * connection limit cannot be reached. */
+static void raise_fd_limit(unsigned long max_conns)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (max_conns == 0 || rl.rlim_cur < max_conns + 64) {
+        log_warn("the descriptor limit (%llu) may be reached before the connection limit; "
+                 "raise it (ulimit -n, LimitNOFILE=) or lower --max-connections",
+                 (unsigned long long)rl.rlim_cur);
+    }
+}
+
 /* -f: the descriptor must be a connected Unix stream socket. */
 static int check_inherited_socket(int fd)
 {
@@ -394,6 +415,7 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     if (o.socket != NULL) {
+        raise_fd_limit(o.max_conns);
         daemon_state.listener = listener_create(o.socket, (uid_t)o.uid, (gid_t)o.gid, &ex,
                                                 (unsigned)o.max_conns);
         if (daemon_state.listener == NULL) {

@@ -368,22 +368,42 @@ static int op_symlink(const struct export *ex, struct proto_req *r, struct proto
     return ret;
 }
 
-static int op_link(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+typedef int (*two_names_fn)(const struct at *old, const struct at *new);
+
+/* Link and rename name two objects, each as (directory fd, plain name). */
+static int with_two_names(const struct export *ex, struct proto_req *r, int old_special_err,
+                          int new_special_err, two_names_fn fn)
 {
     struct at old, new;
-    /* A path ending in "." or ".." names a directory: no hard links. */
-    int ret = at_resolve_name(ex, r->a[0].s.p, &old, -EPERM);
+    int ret = at_resolve_name(ex, r->a[0].s.p, &old, old_special_err);
 
     if (ret < 0) {
         return ret;
     }
-    ret = at_resolve_name(ex, r->a[1].s.p, &new, -EEXIST);
+    ret = at_resolve_name(ex, r->a[1].s.p, &new, new_special_err);
     if (ret == 0) {
-        ret = ret_errno(linkat(old.dirfd, old.name, new.dirfd, new.name, 0));
+        ret = fn(&old, &new);
         at_release(&new);
     }
     at_release(&old);
     return ret;
+}
+
+static int do_link(const struct at *old, const struct at *new)
+{
+    /* flags 0: a symlink oldpath is linked itself, as link(2) does. */
+    return ret_errno(linkat(old->dirfd, old->name, new->dirfd, new->name, 0));
+}
+
+static int do_rename(const struct at *old, const struct at *new)
+{
+    return ret_errno(renameat(old->dirfd, old->name, new->dirfd, new->name));
+}
+
+static int op_link(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+{
+    /* A path ending in "." or ".." names a directory: no hard links. */
+    return with_two_names(ex, r, -EPERM, -EEXIST, do_link);
 }
 
 static int op_lstat(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
@@ -508,19 +528,7 @@ static int op_utime(const struct export *ex, struct proto_req *r, struct proto_r
 
 static int op_rename(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
 {
-    struct at old, new;
-    int ret = at_resolve_name(ex, r->a[0].s.p, &old, -EBUSY);
-
-    if (ret < 0) {
-        return ret;
-    }
-    ret = at_resolve_name(ex, r->a[1].s.p, &new, -EBUSY);
-    if (ret == 0) {
-        ret = ret_errno(renameat(old.dirfd, old.name, new.dirfd, new.name));
-        at_release(&new);
-    }
-    at_release(&old);
-    return ret;
+    return with_two_names(ex, r, -EBUSY, -EBUSY, do_rename);
 }
 
 static int op_remove(const struct export *ex, struct proto_req *r, struct proto_reply *rep)

@@ -92,32 +92,44 @@ int proto_decode_header(const uint8_t *p, struct proto_hdr *hdr)
     return 0;
 }
 
+/* Takes the `s` field at body[*off]: its length prefix and bytes must lie
+ * within the body.  Returns the bytes' length, or -EINVAL. */
+static int take_string(const uint8_t *body, size_t len, size_t *off)
+{
+    uint16_t slen;
+
+    if (len - *off < 2) {
+        return -EINVAL;
+    }
+    memcpy(&slen, body + *off, sizeof(slen));
+    if (len - *off - 2 < slen) {
+        return -EINVAL;
+    }
+    *off += 2u + slen;
+    return slen;
+}
+
 /* Turns the string at body[*off] into a C string in place: the bytes move
  * two places down over their length prefix and the terminator follows them,
  * still inside the space the field occupied. */
 static int decode_string(uint8_t *body, size_t len, size_t *off, union proto_arg *arg)
 {
-    uint16_t slen;
     uint8_t *dst = body + *off;
+    int slen = take_string(body, len, off);
 
-    if (len - *off < 2) {
-        return -EINVAL;
+    if (slen < 0) {
+        return slen;
     }
-    memcpy(&slen, dst, sizeof(slen));
-    if (len - *off - 2 < slen) {
-        return -EINVAL;
-    }
-    memmove(dst, dst + 2, slen);
-    *off += 2u + slen;
+    memmove(dst, dst + 2, (size_t)slen);
     if (slen > 0 && dst[slen - 1] == '\0') {
         slen--;
     }
-    if (memchr(dst, '\0', slen) != NULL) {
+    if (memchr(dst, '\0', (size_t)slen) != NULL) {
         return -EINVAL;
     }
     dst[slen] = '\0';
     arg->s.p = (char *)dst;
-    arg->s.len = slen;
+    arg->s.len = (uint16_t)slen;
     return 0;
 }
 
@@ -149,18 +161,14 @@ int proto_decode_body(uint32_t type, uint8_t *body, size_t len, struct proto_req
             off += 8;
             break;
         case 'v': { /* binary value: an `s` field left as it is */
-            uint16_t vlen;
+            size_t start = off;
+            int vlen = take_string(body, len, &off);
 
-            if (len - off < 2) {
-                return -EINVAL;
+            if (vlen < 0) {
+                return vlen;
             }
-            memcpy(&vlen, body + off, sizeof(vlen));
-            if (len - off - 2 < vlen) {
-                return -EINVAL;
-            }
-            req->a[i].s.p = (char *)body + off + 2;
-            req->a[i].s.len = vlen;
-            off += 2u + vlen;
+            req->a[i].s.p = (char *)body + start + 2;
+            req->a[i].s.len = (uint16_t)vlen;
             break;
         }
         default: {
