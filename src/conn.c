@@ -400,12 +400,25 @@ static bool has_whole_frame(const struct conn *c)
     return c->pending_len - PROTO_HDR_SZ >= size;
 }
 
+/* Adds or removes the read event.  libevent ignores event_add() for an
+ * event that is already active, so an event must be added before it is
+ * activated by hand, or it is never registered again. */
+static void conn_watch_input(struct conn *c, bool on)
+{
+    if (on != c->reading) {
+        if (on) {
+            event_add(c->ev_read, NULL);
+        } else {
+            event_del(c->ev_read);
+        }
+        c->reading = on;
+    }
+}
+
 /* After every event: end the connection, or set its read interest and
  * frame timer to match its state. */
 static void conn_settle(struct conn *c)
 {
-    bool want_read;
-
     if (c->state == CONN_READING && c->eof && !has_whole_frame(c)) {
         conn_set_state(c, CONN_DRAINING); /* every whole request is answered */
     }
@@ -414,15 +427,7 @@ static void conn_settle(struct conn *c)
         conn_free(c);
         return;
     }
-    want_read = c->state == CONN_READING;
-    if (want_read != c->reading) {
-        if (want_read) {
-            event_add(c->ev_read, NULL);
-        } else {
-            event_del(c->ev_read);
-        }
-        c->reading = want_read;
-    }
+    conn_watch_input(c, c->state == CONN_READING);
     if (c->state == CONN_READING && c->pending_len > 0) {
         if (!evtimer_pending(c->ev_timer, NULL)) {
             struct timeval tv = {.tv_sec = c->w->frame_timeout_s};
@@ -444,6 +449,7 @@ static void conn_resume(struct conn *c)
         conn_set_state(c, CONN_DRAINING);
     } else {
         conn_set_state(c, CONN_READING);
+        conn_watch_input(c, true);
         if (c->pending_len > 0) {
             event_active(c->ev_read, EV_READ, 0);
         }
