@@ -42,14 +42,15 @@
 
 static uid_t daemon_uid;
 static gid_t daemon_gid;
+/* /proc/<pid>/fd, for reopening O_PATH descriptors with one short lookup. */
+static int proc_fd_dir = -1;
 
 int ops_init(void)
 {
-    struct stat st;
-
     daemon_uid = geteuid();
     daemon_gid = getegid();
-    if (stat("/proc/self/fd", &st) < 0) {
+    proc_fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (proc_fd_dir < 0) {
         log_error("/proc/self/fd: %m (virtfs-proxyd needs /proc mounted)");
         return -ENOENT;
     }
@@ -226,11 +227,11 @@ static int proc_path(char *buf, size_t size, int fd, const char *name)
  * already checked its type, and the magic link cannot be redirected. */
 static int reopen(int pfd, int flags)
 {
-    char path[PROC_PATH_MAX];
+    char name[16];
     int fd;
 
-    proc_path(path, sizeof(path), pfd, NULL);
-    fd = open(path, (flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL)) | O_CLOEXEC | O_NOCTTY);
+    snprintf(name, sizeof(name), "%d", pfd);
+    fd = openat(proc_fd_dir, name, (flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL)) | O_CLOEXEC | O_NOCTTY);
     return fd < 0 ? -errno : fd;
 }
 
@@ -467,15 +468,15 @@ static int op_statfs(const struct export *ex, struct proto_req *r, struct proto_
 
 static int op_chmod(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
 {
-    char path[PROC_PATH_MAX];
+    char name[16];
     int fd = obj_open(ex, r->a[0].s.p, true);
     int ret;
 
     if (fd < 0) {
         return fd;
     }
-    proc_path(path, sizeof(path), fd, NULL);
-    ret = ret_errno(chmod(path, r->a[1].d & 07777));
+    snprintf(name, sizeof(name), "%d", fd);
+    ret = ret_errno(fchmodat(proc_fd_dir, name, r->a[1].d & 07777, 0));
     close(fd);
     return ret;
 }
