@@ -55,7 +55,7 @@ struct outmsg {
 struct conn {
     int fd;
     struct worker *w;
-    const struct export *ex;
+    struct export *ex; /* one reference, dropped by conn_destroy */
     pid_t peer_pid;
     uid_t peer_uid;
     enum conn_state state;
@@ -103,7 +103,7 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     c->failed = true;
 }
 
-struct conn *conn_new(struct worker *w, int fd, const struct export *ex, const struct ucred *peer)
+struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
 
@@ -357,6 +357,12 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
+static void conn_destroy(struct conn *c)
+{
+    ops_export_unref(c->ex);
+    free(c);
+}
+
 static void conn_free(struct conn *c)
 {
     struct outmsg *m;
@@ -385,7 +391,7 @@ static void conn_free(struct conn *c)
     }
     /* A lane still holds a job for it: conn_lane_done frees it later. */
     if (!c->lane_busy) {
-        free(c);
+        conn_destroy(c);
     }
 }
 
@@ -430,7 +436,7 @@ static void conn_settle(struct conn *c)
     conn_watch_input(c, c->state == CONN_READING);
     if (c->state == CONN_READING && c->pending_len > 0) {
         if (!evtimer_pending(c->ev_timer, NULL)) {
-            struct timeval tv = {.tv_sec = c->w->frame_timeout_s};
+            struct timeval tv = {.tv_sec = atomic_load(&c->w->frame_timeout_s)};
 
             evtimer_add(c->ev_timer, &tv);
         }
@@ -518,7 +524,7 @@ static void conn_on_timeout(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
 
     conn_fail(c, "frame still incomplete after %u s (%zu bytes buffered)",
-              c->w->frame_timeout_s, c->pending_len);
+              atomic_load(&c->w->frame_timeout_s), c->pending_len);
     conn_settle(c);
 }
 
@@ -528,7 +534,7 @@ void conn_lane_done(struct lane_job *job)
 
     c->lane_busy = false;
     if (c->fd < 0) {
-        free(c); /* closed while the lane worked; lane_job_free closes the fd */
+        conn_destroy(c); /* closed while the lane worked; lane_job_free closes the fd */
     } else {
         conn_send(c, job->reply, job->reply_len, job->reply_fd);
         job->reply_fd = -1;

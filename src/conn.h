@@ -8,8 +8,9 @@ struct worker;
 struct export;
 struct lane_job;
 
-/* Both run on the connection's worker thread. */
-struct conn *conn_new(struct worker *w, int fd, const struct export *ex, const struct ucred *peer);
+/* Both run on the connection's worker thread.  conn_new takes over one
+ * reference to ex, which the connection drops when it ends. */
+struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer);
 /* A lane finished the connection's request: send its reply, go on. */
 void conn_lane_done(struct lane_job *job);
 /* Shutdown: take no new request; close once the current one is answered. */

@@ -35,7 +35,7 @@ struct listener {
     char *base_name;    /* last component of path, for inotify */
     uid_t uid;
     gid_t gid;
-    const struct export *ex;
+    struct export *ex; /* a reference; new connections get one each */
     unsigned int max_conns;
     int fd;
     ino_t ino;
@@ -157,8 +157,8 @@ static void relink(struct listener *l)
     }
 }
 
-struct listener *listener_create(const char *path, uid_t uid, gid_t gid,
-                                 const struct export *ex, unsigned int max_conns)
+struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct export *ex,
+                                 unsigned int max_conns)
 {
     struct sockaddr_un sun;
     struct listener *l;
@@ -170,25 +170,28 @@ struct listener *listener_create(const char *path, uid_t uid, gid_t gid,
         return NULL;
     }
     l = g_new0(struct listener, 1);
-    dir = g_path_get_dirname(path);
-    l->path = g_strdup(path);
-    l->base_name = g_path_get_basename(path);
+    /* Absolute, so that the path still names the socket after daemon()
+     * has changed directory to /. */
+    l->path = g_canonicalize_filename(path, NULL);
+    dir = g_path_get_dirname(l->path);
+    l->base_name = g_path_get_basename(l->path);
     l->private_dir = g_strdup_printf("%s/.virtfs-proxyd.%s", dir, l->base_name);
     l->private_path = g_strdup_printf("%s/sock", l->private_dir);
     g_free(dir);
     l->uid = uid;
     l->gid = gid;
+    ops_export_ref(ex);
     l->ex = ex;
     l->max_conns = max_conns;
     l->fd = -1;
     l->inotify_fd = -1;
     if (unix_addr(l->private_path, &sun) < 0) {
         log_error("socket path %s is too long: its private name %s must fit in %zu bytes",
-                  path, l->private_path, sizeof(sun.sun_path) - 1);
+                  l->path, l->private_path, sizeof(sun.sun_path) - 1);
         listener_free(l);
         return NULL;
     }
-    if (clear_stale_socket(path) < 0 || prepare_private_dir(l) < 0 || bind_socket(l) < 0) {
+    if (clear_stale_socket(l->path) < 0 || prepare_private_dir(l) < 0 || bind_socket(l) < 0) {
         listener_free(l);
         return NULL;
     }
@@ -317,6 +320,34 @@ int listener_start(struct listener *l, struct event_base *base)
     return 0;
 }
 
+void listener_set_export(struct listener *l, struct export *ex)
+{
+    ops_export_ref(ex);
+    ops_export_unref(l->ex);
+    l->ex = ex;
+}
+
+int listener_set_owner(struct listener *l, uid_t uid, gid_t gid)
+{
+    if (chown(l->private_path, uid, gid) < 0) {
+        log_error("cannot give %s to %u:%u: %m", l->path, (unsigned)uid, (unsigned)gid);
+        return -errno;
+    }
+    l->uid = uid;
+    l->gid = gid;
+    return 0;
+}
+
+void listener_set_max_conns(struct listener *l, unsigned int max_conns)
+{
+    l->max_conns = max_conns;
+}
+
+const char *listener_path(const struct listener *l)
+{
+    return l->path;
+}
+
 void listener_free(struct listener *l)
 {
     struct stat st;
@@ -348,6 +379,9 @@ void listener_free(struct listener *l)
     }
     if (l->own_dir) {
         rmdir(l->private_dir);
+    }
+    if (l->ex != NULL) {
+        ops_export_unref(l->ex);
     }
     g_free(l->path);
     g_free(l->base_name);

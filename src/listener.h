@@ -12,10 +12,17 @@ struct listener;
  * makes path appear: once it exists, connections are accepted.  A stale
  * socket left by a crash is replaced; a live server on path is an error.
  * Needs no event loop, so it can run before daemonizing. */
-struct listener *listener_create(const char *path, uid_t uid, gid_t gid,
-                                 const struct export *ex, unsigned int max_conns);
+struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct export *ex,
+                                 unsigned int max_conns);
 /* Starts accepting on base. */
 int listener_start(struct listener *l, struct event_base *base);
+/* Reload: new connections get ex; the socket changes owner; the limit
+ * applies to the next accept.  Connections already made keep their export. */
+void listener_set_export(struct listener *l, struct export *ex);
+int listener_set_owner(struct listener *l, uid_t uid, gid_t gid);
+void listener_set_max_conns(struct listener *l, unsigned int max_conns);
+const char *listener_path(const struct listener *l);
+
 /* Stops accepting and removes the socket path; live connections go on. */
 void listener_free(struct listener *l);
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -22,7 +23,7 @@ static const struct {
 };
 
 static bool log_to_syslog;
-static enum log_level log_threshold = LOG_LEVEL_INFO;
+static atomic_int log_threshold = LOG_LEVEL_INFO; /* a reload may change it */
 
 int log_parse_level(const char *name, enum log_level *level)
 {
@@ -38,15 +39,20 @@ int log_parse_level(const char *name, enum log_level *level)
 void log_setup(bool use_syslog, enum log_level level)
 {
     log_to_syslog = use_syslog;
-    log_threshold = level;
+    log_set_level(level);
     if (use_syslog) {
         openlog(PACKAGE_NAME, LOG_PID | LOG_NDELAY, LOG_DAEMON);
     }
 }
 
+void log_set_level(enum log_level level)
+{
+    atomic_store(&log_threshold, (int)level);
+}
+
 bool log_enabled(enum log_level level)
 {
-    return level <= log_threshold;
+    return (int)level <= atomic_load(&log_threshold);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

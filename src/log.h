@@ -9,6 +9,7 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 /* Returns 0, or -EINVAL for a name other than error/warning/info/debug. */
 int log_parse_level(const char *name, enum log_level *level);
 void log_setup(bool use_syslog, enum log_level level);
+void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -22,7 +22,8 @@
 
 #include "caps.h"
 #include "lanes.h"
-#include "listener.h"
+#include "service.h"
+#include "settings.h"
 #include "log.h"
 #include "ops.h"
 #include "worker.h"
@@ -32,6 +33,8 @@
 #define LANE_IDLE_S 30
 
 struct options {
+    char *config;
+    bool log_level_given;
     const char *path;
     const char *socket;
     long uid, gid, fd; /* -1: not given */
@@ -55,6 +58,7 @@ enum {
 };
 
 static const struct option long_options[] = {
+    {"config", required_argument, NULL, 'c'},
     {"path", required_argument, NULL, 'p'},
     {"socket", required_argument, NULL, 's'},
     {"uid", required_argument, NULL, 'u'},
@@ -76,8 +80,10 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: " PACKAGE_NAME " -p DIR (-s PATH -u UID -g GID | -f FD) [options]\n"
-            "Serve DIR to QEMU's 9p proxy backend (-fsdev proxy).\n"
+            "       " PACKAGE_NAME " -c FILE [-n] [--log-level LEVEL] [--threads N]\n"
+            "Serve directories to QEMU's 9p proxy backend (-fsdev proxy).\n"
             "\n"
+            "  -c, --config FILE       serve the exports FILE names; SIGHUP reloads it\n"
             "  -p, --path DIR          directory to export\n"
             "  -s, --socket PATH       listen on PATH for any number of QEMU connections\n"
             "  -u, --uid UID           owner of the socket file (name or number)\n"
@@ -124,23 +130,13 @@ static unsigned long parse_number(const char *opt, const char *arg, unsigned lon
 
 static long parse_id(const char *opt, const char *arg, bool is_group)
 {
-    if (arg[0] >= '0' && arg[0] <= '9') {
-        return (long)parse_number(opt, arg, UINT_MAX - 1);
-    }
-    if (is_group) {
-        struct group *gr = getgrnam(arg);
+    unsigned long id;
 
-        if (gr == NULL) {
-            bad_usage("%s: no group named '%s'", opt, arg);
-        }
-        return gr->gr_gid;
+    if (!settings_parse_id(arg, is_group, &id)) {
+        bad_usage("%s: '%s' is neither a number nor a known %s", opt, arg,
+                  is_group ? "group" : "user");
     }
-    struct passwd *pw = getpwnam(arg);
-
-    if (pw == NULL) {
-        bad_usage("%s: no user named '%s'", opt, arg);
-    }
-    return pw->pw_uid;
+    return (long)id;
 }
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -157,8 +153,12 @@ static void parse_options(int argc, char **argv, struct options *o)
         .max_conns = 4096,
         .frame_timeout = 30,
     };
-    while ((c = getopt_long(argc, argv, "p:s:u:g:f:nh", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:p:s:u:g:f:nh", long_options, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            /* Absolute: reloads happen after daemon() moved to /. */
+            o->config = g_canonicalize_filename(optarg, NULL);
+            break;
         case 'p':
             o->path = optarg;
             break;
@@ -190,6 +190,7 @@ static void parse_options(int argc, char **argv, struct options *o)
             if (log_parse_level(optarg, &o->log_level) < 0) {
                 bad_usage("--log-level: '%s' is not error, warning, info or debug", optarg);
             }
+            o->log_level_given = true;
             break;
         case OPT_THREADS:
             o->threads = parse_number("--threads", optarg, 256);
@@ -216,6 +217,14 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc) {
         bad_usage("unexpected argument '%s'", argv[optind]);
+    }
+    if (o->config != NULL) {
+        if (o->path != NULL || o->socket != NULL || o->fd >= 0 || o->uid >= 0 || o->gid >= 0 ||
+            o->allow_devices || o->readonly) {
+            bad_usage("--config names the exports: -p, -s, -u, -g, -f, --allow-devices and "
+                      "--readonly go in the file");
+        }
+        return;
     }
     if (o->path == NULL) {
         bad_usage("missing --path DIR: the directory to export");
@@ -286,9 +295,9 @@ static int check_inherited_socket(int fd)
 /* ---- run time ------------------------------------------------------------ */
 
 static struct {
+    const struct options *opt;
     struct event_base *base;
-    struct listener *listener;
-    bool single;   /* -f: end with the one connection */
+    bool single; /* -f: end with the one connection */
     bool stopping;
     struct event *ev_stopped;
     struct event *ev_grace;
@@ -303,16 +312,54 @@ static void begin_shutdown(const char *why)
     }
     daemon_state.stopping = true;
     log_info("%s: finishing requests in progress, then exiting", why);
-    listener_free(daemon_state.listener);
-    daemon_state.listener = NULL;
+    service_stop();
     evtimer_add(daemon_state.ev_grace, &grace);
     workers_stop(daemon_state.ev_stopped);
+}
+
+/* Daemon-wide settings that apply while running. */
+static void apply_daemon_settings(const struct settings *set)
+{
+    if (!daemon_state.opt->log_level_given) {
+        log_set_level(set->log_level);
+    }
+    workers_set_frame_timeout(set->frame_timeout_s);
+}
+
+static void reload(void)
+{
+    const char *file = daemon_state.opt->config;
+    GError *error = NULL;
+    struct settings *set;
+
+    if (file == NULL) {
+        log_info("SIGHUP: started without --config, nothing to reload");
+        return;
+    }
+    set = settings_load(file, &error);
+    if (set == NULL) {
+        log_error("reload rejected: %s; still serving the previous configuration",
+                  error->message);
+        g_error_free(error);
+        return;
+    }
+    if (service_reload(set) < 0) {
+        log_error("reload of %s rejected (see above); still serving the previous "
+                  "configuration",
+                  file);
+    } else {
+        apply_daemon_settings(set);
+        log_info("reloaded %s", file);
+    }
+    settings_free(set);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     if (sig == SIGHUP) {
-        log_info("SIGHUP: no configuration file to reload");
+        if (!daemon_state.stopping) {
+            reload();
+        }
         return;
     }
     begin_shutdown(strsignal((int)sig));
@@ -341,12 +388,13 @@ static void on_lanes_respawn(evutil_socket_t fd, short what, void *arg)
     lanes_respawn();
 }
 
-static int run(const struct options *o, struct export *ex, int inherited_fd)
+/* Runs the event loop until a stop; ex and inherited_fd are -f's. */
+static int run(const struct options *o, const struct settings *set, struct export *ex,
+               int inherited_fd)
 {
     static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
-    struct event *ev_signals[3], *ev_closed, *ev_respawn;
+    struct event *ev_closed, *ev_respawn;
     struct worker_options wopt;
-    struct ucred self = {.pid = 0, .uid = 0, .gid = 0};
     int ret;
 
     evthread_use_pthreads();
@@ -355,9 +403,8 @@ static int run(const struct options *o, struct export *ex, int inherited_fd)
         log_error("cannot create the event loop");
         return -ENOMEM;
     }
-    for (size_t i = 0; i < 3; i++) {
-        ev_signals[i] = evsignal_new(daemon_state.base, signals[i], on_signal, NULL);
-        event_add(ev_signals[i], NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
+        event_add(evsignal_new(daemon_state.base, signals[i], on_signal, NULL), NULL);
     }
     ev_closed = event_new(daemon_state.base, -1, 0, on_conn_closed, NULL);
     ev_respawn = event_new(daemon_state.base, -1, 0, on_lanes_respawn, NULL);
@@ -367,7 +414,7 @@ static int run(const struct options *o, struct export *ex, int inherited_fd)
     lanes_init(LANE_THREADS_MAX, LANE_IDLE_S, ev_respawn);
     wopt = (struct worker_options){
         .threads = inherited_fd >= 0 ? 1 : (unsigned)o->threads,
-        .frame_timeout_s = (unsigned)o->frame_timeout,
+        .frame_timeout_s = set->frame_timeout_s,
         .on_conn_closed = ev_closed,
     };
     ret = workers_start(&wopt);
@@ -375,50 +422,84 @@ static int run(const struct options *o, struct export *ex, int inherited_fd)
         log_error("cannot start worker threads");
         return ret;
     }
-    if (daemon_state.listener != NULL) {
-        ret = listener_start(daemon_state.listener, daemon_state.base);
-        if (ret < 0) {
-            return ret;
-        }
-    } else {
-        socklen_t len = sizeof(self);
+    if (inherited_fd >= 0) {
+        struct ucred peer = {0};
+        socklen_t len = sizeof(peer);
 
         daemon_state.single = true;
-        getsockopt(inherited_fd, SOL_SOCKET, SO_PEERCRED, &self, &len);
+        getsockopt(inherited_fd, SOL_SOCKET, SO_PEERCRED, &peer, &len);
         log_info("serving %s on inherited socket %d", ex->dir, inherited_fd);
-        workers_assign(inherited_fd, ex, &self);
+        workers_assign(inherited_fd, ex, &peer);
+    } else if (service_start(daemon_state.base) < 0) {
+        return -EIO;
     }
     event_base_dispatch(daemon_state.base);
-    listener_free(daemon_state.listener);
-    daemon_state.listener = NULL;
+    service_stop();
     log_info("stopped");
     return 0;
 }
 
+/* The settings of a command-line start: one export, or none for -f. */
+static struct settings *settings_from_options(const struct options *o)
+{
+    struct settings *set = settings_new();
+
+    set->max_conns = (unsigned int)o->max_conns;
+    set->frame_timeout_s = (unsigned int)o->frame_timeout;
+    set->log_level = o->log_level;
+    if (o->socket != NULL) {
+        struct export_settings *e = g_new0(struct export_settings, 1);
+
+        e->name = g_strdup("default");
+        e->path = g_strdup(o->path);
+        e->socket = g_strdup(o->socket);
+        e->uid = (uid_t)o->uid;
+        e->gid = (gid_t)o->gid;
+        e->allow_devices = o->allow_devices;
+        e->readonly = o->readonly;
+        g_ptr_array_add(set->exports, e);
+    }
+    return set;
+}
+
 int main(int argc, char **argv)
 {
-    struct export ex = {.root_fd = -1};
+    struct export *ex = NULL;
+    struct settings *set;
     struct options o;
+    int ret;
 
     parse_options(argc, argv, &o);
+    daemon_state.opt = &o;
     log_setup(false, o.log_level);
+    if (o.config != NULL) {
+        GError *error = NULL;
+
+        set = settings_load(o.config, &error);
+        if (set == NULL) {
+            log_error("%s", error->message);
+            return EXIT_FAILURE;
+        }
+        if (o.log_level_given) {
+            set->log_level = o.log_level;
+        }
+        log_set_level(set->log_level);
+    } else {
+        set = settings_from_options(&o);
+    }
     if (geteuid() != 0) {
         log_error("must run as root: it serves guests of every uid");
         return EXIT_FAILURE;
     }
-    if (ops_export_open(&ex, o.path) < 0) {
-        return EXIT_FAILURE;
-    }
-    ex.allow_devices = o.allow_devices;
-    ex.readonly = o.readonly;
-    if (o.fd >= 0 && check_inherited_socket((int)o.fd) < 0) {
-        return EXIT_FAILURE;
-    }
-    if (o.socket != NULL) {
-        raise_fd_limit(o.max_conns);
-        daemon_state.listener = listener_create(o.socket, (uid_t)o.uid, (gid_t)o.gid, &ex,
-                                                (unsigned)o.max_conns);
-        if (daemon_state.listener == NULL) {
+    if (o.fd >= 0) {
+        if (check_inherited_socket((int)o.fd) < 0 || (ex = ops_export_new(o.path)) == NULL) {
+            return EXIT_FAILURE;
+        }
+        atomic_store(&ex->allow_devices, o.allow_devices);
+        atomic_store(&ex->readonly, o.readonly);
+    } else {
+        raise_fd_limit(set->max_conns);
+        if (service_prepare(set) < 0) {
             return EXIT_FAILURE;
         }
     }
@@ -430,12 +511,14 @@ int main(int argc, char **argv)
             log_error("daemon: %m");
             return EXIT_FAILURE;
         }
-        log_setup(true, o.log_level);
+        log_setup(true, set->log_level);
     }
     /* Everything below runs with the reduced privileges, in every thread. */
     if (ops_init() < 0 || caps_drop_daemon() < 0) {
-        listener_free(daemon_state.listener);
+        service_stop();
         return EXIT_FAILURE;
     }
-    return run(&o, &ex, (int)o.fd) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    ret = run(&o, set, ex, (int)o.fd);
+    settings_free(set);
+    return ret < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -74,6 +74,7 @@ int ops_export_open(struct export *ex, const char *dir)
     }
     ex->dir = strdup(dir);
     ex->root_fd = fd;
+    atomic_init(&ex->refs, 1);
     return ex->dir != NULL ? 0 : -ENOMEM;
 }
 
@@ -85,6 +86,35 @@ void ops_export_close(struct export *ex)
     free(ex->dir);
     ex->dir = NULL;
     ex->root_fd = -1;
+}
+
+struct export *ops_export_new(const char *dir)
+{
+    struct export *ex = calloc(1, sizeof(*ex));
+
+    if (ex == NULL) {
+        return NULL;
+    }
+    ex->root_fd = -1;
+    if (ops_export_open(ex, dir) < 0) {
+        ops_export_close(ex);
+        free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+void ops_export_ref(struct export *ex)
+{
+    atomic_fetch_add(&ex->refs, 1);
+}
+
+void ops_export_unref(struct export *ex)
+{
+    if (atomic_fetch_sub(&ex->refs, 1) == 1) {
+        ops_export_close(ex);
+        free(ex);
+    }
 }
 
 bool ops_lane_identity(const struct proto_req *req, uid_t *uid, gid_t *gid)

@@ -2,6 +2,7 @@
 #ifndef VP_OPS_H
 #define VP_OPS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -10,14 +11,23 @@
 struct export {
     char *dir;   /* as configured, for messages */
     int root_fd; /* O_PATH directory; every path resolves beneath it */
-    bool allow_devices;
-    bool readonly;
+    /* Options a reload may change while requests run. */
+    atomic_bool allow_devices;
+    atomic_bool readonly;
+    /* Held by its owner and by each connection, so that an export removed
+     * by a reload lives on until its last guest has gone. */
+    atomic_int refs;
 };
 
-/* Opens the export root.  The directory itself must not be a symlink, as
- * with the reference helper.  Returns 0 or -errno, with a message logged. */
+/* Opens the export root into ex, with one reference for the caller.  The
+ * directory itself must not be a symlink, as with the reference helper.
+ * Returns 0 or -errno, with a message logged. */
 int ops_export_open(struct export *ex, const char *dir);
 void ops_export_close(struct export *ex);
+/* The same, for an export on the heap: freed by its last unref. */
+struct export *ops_export_new(const char *dir);
+void ops_export_ref(struct export *ex);
+void ops_export_unref(struct export *ex);
 
 /* Per-process set-up, after daemonizing: remembers the daemon's identity and
  * opens /proc/self/fd, through which checked O_PATH descriptors are reopened. */

@@ -15,11 +15,12 @@
 #include "conn.h"
 #include "lanes.h"
 #include "log.h"
+#include "ops.h"
 #include "worker.h"
 
 struct handoff {
     int fd;
-    const struct export *ex;
+    struct export *ex; /* a reference, passed on to the connection */
     struct ucred peer;
 };
 
@@ -54,6 +55,7 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; free(h)) {
         if (stopping || conn_new(w, h->fd, h->ex, &h->peer) == NULL) {
             close(h->fd);
+            ops_export_unref(h->ex);
             atomic_fetch_sub(&w->load, 1);
             atomic_fetch_sub(&total_conns, 1);
             event_active(conn_closed_event, 0, 0);
@@ -104,7 +106,7 @@ int workers_start(const struct worker_options *opt)
         if (w->base == NULL || w->rbuf == NULL || w->rep == NULL) {
             return -ENOMEM;
         }
-        w->frame_timeout_s = opt->frame_timeout_s;
+        atomic_init(&w->frame_timeout_s, opt->frame_timeout_s);
         w->ev_wake = event_new(w->base, -1, 0, worker_wake, w);
         pthread_mutex_init(&w->lock, NULL);
         g_queue_init(&w->incoming);
@@ -120,7 +122,7 @@ int workers_start(const struct worker_options *opt)
     return 0;
 }
 
-void workers_assign(int fd, const struct export *ex, const struct ucred *peer)
+void workers_assign(int fd, struct export *ex, const struct ucred *peer)
 {
     struct worker *best = &workers[0];
     struct handoff *h = malloc(sizeof(*h));
@@ -136,6 +138,7 @@ void workers_assign(int fd, const struct export *ex, const struct ucred *peer)
         }
     }
     h->fd = fd;
+    ops_export_ref(ex);
     h->ex = ex;
     h->peer = *peer;
     atomic_fetch_add(&best->load, 1);
@@ -144,6 +147,13 @@ void workers_assign(int fd, const struct export *ex, const struct ucred *peer)
     g_queue_push_tail(&best->incoming, h);
     pthread_mutex_unlock(&best->lock);
     event_active(best->ev_wake, 0, 0);
+}
+
+void workers_set_frame_timeout(unsigned int seconds)
+{
+    for (unsigned int i = 0; i < nworkers; i++) {
+        atomic_store(&workers[i].frame_timeout_s, seconds);
+    }
 }
 
 unsigned int workers_connections(void)

@@ -34,7 +34,7 @@ struct worker {
     struct event_base *base;
     uint8_t *rbuf; /* receive buffer, WORKER_RBUF_SIZE bytes */
     struct proto_reply *rep;
-    unsigned int frame_timeout_s;
+    atomic_uint frame_timeout_s;
 
     pthread_t thread;
     struct event *ev_wake;
@@ -50,8 +50,11 @@ struct worker {
 #define WORKER_RBUF_SIZE (2 * PROTO_MAX_FRAME)
 
 int workers_start(const struct worker_options *opt);
-/* Hands an accepted connection to the least loaded worker.  Takes fd. */
-void workers_assign(int fd, const struct export *ex, const struct ucred *peer);
+/* Hands an accepted connection to the least loaded worker.  Takes fd; the
+ * connection takes a reference to ex. */
+void workers_assign(int fd, struct export *ex, const struct ucred *peer);
+/* Reload: applies to connections' next incomplete frame. */
+void workers_set_frame_timeout(unsigned int seconds);
 unsigned int workers_connections(void);
 /* Asks every worker to finish what it has started, flush, close its
  * connections and stop; activates done once all have stopped. */

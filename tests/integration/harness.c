@@ -107,31 +107,46 @@ vt_server *vt_server_new(const char *name)
 
 int vt_server_start(vt_server *s, const char *const *extra_args)
 {
-    const char *daemon = vt_daemon_path();
-    GPtrArray *argv;
-    pid_t pid;
+    GPtrArray *args;
+    int ret;
 
     if (s->reference) {
         return vt_reference_path() != NULL ? 0 : -ENOENT;
     }
+    args = g_ptr_array_new();
+    g_ptr_array_add(args, (char *)"-p");
+    g_ptr_array_add(args, s->export_dir);
+    g_ptr_array_add(args, (char *)"-s");
+    g_ptr_array_add(args, s->sock_path);
+    g_ptr_array_add(args, (char *)"-u");
+    g_ptr_array_add(args, (char *)"0");
+    g_ptr_array_add(args, (char *)"-g");
+    g_ptr_array_add(args, (char *)"0");
+    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+        g_ptr_array_add(args, (char *)extra_args[i]);
+    }
+    g_ptr_array_add(args, NULL);
+    ret = vt_server_start_args(s, (const char *const *)args->pdata, s->sock_path);
+    g_ptr_array_free(args, TRUE);
+    return ret;
+}
+
+int vt_server_start_args(vt_server *s, const char *const *args, const char *ready_path)
+{
+    const char *daemon = vt_daemon_path();
+    GPtrArray *argv;
+    pid_t pid;
+
     if (daemon == NULL) {
         return -ENOENT;
     }
     argv = g_ptr_array_new();
     g_ptr_array_add(argv, (char *)daemon);
     g_ptr_array_add(argv, (char *)"-n");
-    g_ptr_array_add(argv, (char *)"-p");
-    g_ptr_array_add(argv, s->export_dir);
-    g_ptr_array_add(argv, (char *)"-s");
-    g_ptr_array_add(argv, s->sock_path);
-    g_ptr_array_add(argv, (char *)"-u");
-    g_ptr_array_add(argv, (char *)"0");
-    g_ptr_array_add(argv, (char *)"-g");
-    g_ptr_array_add(argv, (char *)"0");
     g_ptr_array_add(argv, (char *)"--log-level");
     g_ptr_array_add(argv, (char *)"debug");
-    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
-        g_ptr_array_add(argv, (char *)extra_args[i]);
+    for (size_t i = 0; args[i] != NULL; i++) {
+        g_ptr_array_add(argv, (char *)args[i]);
     }
     g_ptr_array_add(argv, NULL);
 
@@ -159,7 +174,7 @@ int vt_server_start(vt_server *s, const char *const *extra_args)
     for (int i = 0; i < VT_TIMEOUT_MS / 5; i++) {
         int st;
 
-        if (vt_exists(s->sock_path)) {
+        if (vt_exists(ready_path)) {
             return 0;
         }
         if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -170,7 +185,7 @@ int vt_server_start(vt_server *s, const char *const *extra_args)
         }
         usleep(5000);
     }
-    g_test_message("socket %s did not appear within %d ms", s->sock_path,
+    g_test_message("socket %s did not appear within %d ms", ready_path,
                    VT_TIMEOUT_MS);
     return -ETIMEDOUT;
 }

@@ -50,6 +50,9 @@ vt_server *vt_server_new(const char *name);
  * [extra...]; waits (bounded) for the socket.  In reference mode nothing is
  * started.  Returns 0 or -errno. */
 int vt_server_start(vt_server *s, const char *const *extra_args);
+/* Start the daemon as `-n --log-level debug ARGS...` (NULL-terminated) and
+ * wait (bounded) until ready_path exists. */
+int vt_server_start_args(vt_server *s, const char *const *args, const char *ready_path);
 /* SIGTERM, wait (bounded); returns the wait status, or -ETIMEDOUT after
  * which the daemon was SIGKILLed.  Daemon-mode connections stay open (to
  * observe the shutdown) until vt_server_free. */

@@ -11,7 +11,8 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-conn \
 	tests/integration/test-security \
 	tests/integration/test-lifecycle \
-	tests/integration/test-diff
+	tests/integration/test-diff \
+	tests/integration/test-reload
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -45,3 +46,8 @@ tests_integration_test_diff_SOURCES = tests/integration/test-diff.c
 tests_integration_test_diff_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_diff_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_diff_LDADD = $(VT_LDADD)
+
+tests_integration_test_reload_SOURCES = tests/integration/test-reload.c
+tests_integration_test_reload_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_reload_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_reload_LDADD = $(VT_LDADD)

@@ -4,3 +4,9 @@ TESTS += tests/unit/test-proto
 tests_unit_test_proto_SOURCES = tests/unit/test-proto.c
 tests_unit_test_proto_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 tests_unit_test_proto_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS)
+
+check_PROGRAMS += tests/unit/test-settings
+TESTS += tests/unit/test-settings
+tests_unit_test_settings_SOURCES = tests/unit/test-settings.c
+tests_unit_test_settings_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_settings_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS)

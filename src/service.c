@@ -1,0 +1,217 @@
+/* service.c - the running set of exports and their sockets. */
+#include "config.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <string.h>
+
+#include "listener.h"
+#include "log.h"
+#include "ops.h"
+#include "service.h"
+#include "settings.h"
+
+/* One export as it runs. */
+struct served {
+    char *name;
+    char *path;
+    char *socket;
+    uid_t uid;
+    gid_t gid;
+    struct export *ex;
+    struct listener *listener;
+};
+
+/* What a reload will do to one export of the new settings; everything that
+ * can fail is made before anything changes. */
+struct change {
+    struct served *old; /* NULL: a new export */
+    const struct export_settings *want;
+    struct export *new_ex;          /* the path is new */
+    struct listener *new_listener;  /* the socket is new */
+};
+
+static GPtrArray *running; /* struct served */
+static struct event_base *loop_base;
+
+static void served_free(gpointer p)
+{
+    struct served *s = p;
+
+    listener_free(s->listener);
+    if (s->ex != NULL) {
+        ops_export_unref(s->ex);
+    }
+    g_free(s->name);
+    g_free(s->path);
+    g_free(s->socket);
+    g_free(s);
+}
+
+static struct served *find_running(const char *name)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        if (strcmp(s->name, name) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void undo(GArray *changes)
+{
+    for (guint i = 0; i < changes->len; i++) {
+        struct change *c = &g_array_index(changes, struct change, i);
+
+        listener_free(c->new_listener);
+        if (c->new_ex != NULL) {
+            ops_export_unref(c->new_ex);
+        }
+    }
+}
+
+/* Opens every new export root and socket the settings ask for. */
+static int plan(const struct settings *set, GArray *changes)
+{
+    for (guint i = 0; i < set->exports->len; i++) {
+        const struct export_settings *want = g_ptr_array_index(set->exports, i);
+        struct change c = {.old = find_running(want->name), .want = want};
+
+        if (c.old == NULL || strcmp(c.old->path, want->path) != 0) {
+            c.new_ex = ops_export_new(want->path);
+            if (c.new_ex == NULL) {
+                return -EINVAL;
+            }
+        }
+        if (c.old == NULL || strcmp(c.old->socket, want->socket) != 0) {
+            c.new_listener = listener_create(want->socket, want->uid, want->gid,
+                                             c.new_ex != NULL ? c.new_ex : c.old->ex,
+                                             set->max_conns);
+            if (c.new_listener == NULL) {
+                g_array_append_val(changes, c);
+                return -EINVAL;
+            }
+        }
+        g_array_append_val(changes, c);
+    }
+    return 0;
+}
+
+/* Applies one planned change; nothing here can fail but a chown. */
+static struct served *commit(struct change *c, unsigned int max_conns)
+{
+    const struct export_settings *want = c->want;
+    struct served *s = c->old;
+
+    if (s == NULL) {
+        s = g_new0(struct served, 1);
+        s->name = g_strdup(want->name);
+        log_info("export '%s': %s on %s", want->name, want->path, want->socket);
+    }
+    if (c->new_ex != NULL) {
+        if (s->ex != NULL) {
+            log_info("export '%s': now %s (connections made before keep %s)", want->name,
+                     want->path, s->path);
+            if (c->new_listener == NULL) {
+                listener_set_export(s->listener, c->new_ex);
+            }
+            ops_export_unref(s->ex);
+        }
+        s->ex = c->new_ex;
+        g_free(s->path);
+        s->path = g_strdup(want->path);
+    }
+    if (c->new_listener != NULL) {
+        if (s->listener != NULL) {
+            log_info("export '%s': socket moves from %s to %s", want->name, s->socket,
+                     want->socket);
+            listener_free(s->listener);
+        }
+        s->listener = c->new_listener;
+        g_free(s->socket);
+        s->socket = g_strdup(want->socket);
+        if (loop_base != NULL) {
+            listener_start(s->listener, loop_base);
+        }
+    } else if (s->uid != want->uid || s->gid != want->gid) {
+        listener_set_owner(s->listener, want->uid, want->gid);
+    }
+    s->uid = want->uid;
+    s->gid = want->gid;
+    if (atomic_load(&s->ex->readonly) != want->readonly ||
+        atomic_load(&s->ex->allow_devices) != want->allow_devices) {
+        if (c->old != NULL) {
+            log_info("export '%s': readonly=%s allow-devices=%s", want->name,
+                     want->readonly ? "true" : "false", want->allow_devices ? "true" : "false");
+        }
+        atomic_store(&s->ex->readonly, want->readonly);
+        atomic_store(&s->ex->allow_devices, want->allow_devices);
+    }
+    listener_set_max_conns(s->listener, max_conns);
+    return s;
+}
+
+int service_reload(const struct settings *set)
+{
+    GArray *changes = g_array_new(FALSE, TRUE, sizeof(struct change));
+    GPtrArray *next;
+    int ret = plan(set, changes);
+
+    if (ret < 0) {
+        undo(changes);
+        g_array_free(changes, TRUE);
+        return ret;
+    }
+    next = g_ptr_array_new();
+    for (guint i = 0; i < changes->len; i++) {
+        g_ptr_array_add(next, commit(&g_array_index(changes, struct change, i), set->max_conns));
+    }
+    g_array_free(changes, TRUE);
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        if (!g_ptr_array_find(next, s, NULL)) {
+            log_info("export '%s' removed: %s accepts no more connections; those made go on",
+                     s->name, s->socket);
+            served_free(s);
+        }
+    }
+    if (running != NULL) {
+        g_ptr_array_free(running, TRUE);
+    }
+    running = next;
+    return 0;
+}
+
+int service_prepare(const struct settings *set)
+{
+    return service_reload(set);
+}
+
+int service_start(struct event_base *base)
+{
+    loop_base = base;
+    for (guint i = 0; i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+        int ret = listener_start(s->listener, base);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+void service_stop(void)
+{
+    if (running == NULL) {
+        return;
+    }
+    for (guint i = 0; i < running->len; i++) {
+        served_free(g_ptr_array_index(running, i));
+    }
+    g_ptr_array_free(running, TRUE);
+    running = NULL;
+}

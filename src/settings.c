@@ -1,0 +1,271 @@
+/* settings.c - the configuration file.  Strict: an unknown group or key is an
+ * error, so a typo never silently leaves an export unprotected. */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "settings.h"
+
+#define EXPORT_PREFIX "export "
+
+static void export_settings_free(gpointer p)
+{
+    struct export_settings *e = p;
+
+    g_free(e->name);
+    g_free(e->path);
+    g_free(e->socket);
+    g_free(e);
+}
+
+struct settings *settings_new(void)
+{
+    struct settings *set = g_new0(struct settings, 1);
+
+    set->max_conns = SETTINGS_DEFAULT_MAX_CONNS;
+    set->frame_timeout_s = SETTINGS_DEFAULT_FRAME_TIMEOUT;
+    set->log_level = LOG_LEVEL_INFO;
+    set->exports = g_ptr_array_new_with_free_func(export_settings_free);
+    return set;
+}
+
+void settings_free(struct settings *set)
+{
+    if (set != NULL) {
+        g_ptr_array_free(set->exports, TRUE);
+        g_free(set);
+    }
+}
+
+static bool parse_ulong(const char *text, unsigned long max, unsigned long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoul(text, &end, 10);
+    return text[0] >= '0' && text[0] <= '9' && *end == '\0' && errno == 0 && *out <= max;
+}
+
+bool settings_parse_id(const char *text, bool is_group, unsigned long *id)
+{
+    if (text[0] >= '0' && text[0] <= '9') {
+        return parse_ulong(text, UINT_MAX - 1, id);
+    }
+    if (is_group) {
+        struct group *gr = getgrnam(text);
+
+        if (gr != NULL) {
+            *id = gr->gr_gid;
+        }
+        return gr != NULL;
+    }
+    struct passwd *pw = getpwnam(text);
+
+    if (pw != NULL) {
+        *id = pw->pw_uid;
+    }
+    return pw != NULL;
+}
+
+const struct export_settings *settings_find_export(const struct settings *set, const char *name)
+{
+    for (guint i = 0; i < set->exports->len; i++) {
+        const struct export_settings *e = g_ptr_array_index(set->exports, i);
+
+        if (strcmp(e->name, name) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Reads one key of a group; reports a missing required key. */
+static char *get_string(GKeyFile *kf, const char *group, const char *key, bool required,
+                        GError **error)
+{
+    char *v = g_key_file_get_string(kf, group, key, NULL);
+
+    if (v == NULL && required) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                    "[%s]: missing key '%s'", group, key);
+    }
+    return v;
+}
+
+static bool get_bool(GKeyFile *kf, const char *group, const char *key, bool *out,
+                     GError **error)
+{
+    GError *local = NULL;
+    gboolean v;
+
+    if (!g_key_file_has_key(kf, group, key, NULL)) {
+        return true;
+    }
+    v = g_key_file_get_boolean(kf, group, key, &local);
+    if (local != NULL) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s] %s: expected true or false", group, key);
+        g_error_free(local);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool check_keys(GKeyFile *kf, const char *group, const char *const *known, GError **error)
+{
+    g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
+
+    for (size_t i = 0; keys != NULL && keys[i] != NULL; i++) {
+        if (!g_strv_contains(known, keys[i])) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                        "[%s]: unknown key '%s'", group, keys[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
+{
+    static const char *const known[] = {"max-connections", "frame-timeout", "log-level", NULL};
+    g_autofree char *max = NULL, *timeout = NULL, *level = NULL;
+    unsigned long v;
+
+    if (!g_key_file_has_group(kf, "daemon")) {
+        return true;
+    }
+    if (!check_keys(kf, "daemon", known, error)) {
+        return false;
+    }
+    max = get_string(kf, "daemon", "max-connections", false, NULL);
+    timeout = get_string(kf, "daemon", "frame-timeout", false, NULL);
+    level = get_string(kf, "daemon", "log-level", false, NULL);
+    if (max != NULL) {
+        if (!parse_ulong(max, UINT_MAX, &v)) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "[daemon] max-connections: '%s' is not a number", max);
+            return false;
+        }
+        set->max_conns = (unsigned int)v;
+    }
+    if (timeout != NULL) {
+        if (!parse_ulong(timeout, 86400, &v) || v == 0) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "[daemon] frame-timeout: '%s' is not a number of seconds from 1 to "
+                        "86400",
+                        timeout);
+            return false;
+        }
+        set->frame_timeout_s = (unsigned int)v;
+    }
+    if (level != NULL && log_parse_level(level, &set->log_level) < 0) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[daemon] log-level: '%s' is not error, warning, info or debug", level);
+        return false;
+    }
+    return true;
+}
+
+static bool load_export(GKeyFile *kf, const char *group, struct settings *set, GError **error)
+{
+    static const char *const known[] = {"path",          "socket",   "uid", "gid",
+                                        "allow-devices", "readonly", NULL};
+    struct export_settings *e = g_new0(struct export_settings, 1);
+    g_autofree char *uid = NULL, *gid = NULL;
+    unsigned long id;
+
+    g_ptr_array_add(set->exports, e);
+    e->name = g_strdup(group + strlen(EXPORT_PREFIX));
+    if (e->name[0] == '\0' || strchr(e->name, '/') != NULL) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s]: an export needs a name without '/'", group);
+        return false;
+    }
+    if (settings_find_export(set, e->name) != e) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s]: export defined twice", group);
+        return false;
+    }
+    if (!check_keys(kf, group, known, error) ||
+        (e->path = get_string(kf, group, "path", true, error)) == NULL ||
+        (e->socket = get_string(kf, group, "socket", true, error)) == NULL ||
+        (uid = get_string(kf, group, "uid", true, error)) == NULL ||
+        (gid = get_string(kf, group, "gid", true, error)) == NULL ||
+        !get_bool(kf, group, "allow-devices", &e->allow_devices, error) ||
+        !get_bool(kf, group, "readonly", &e->readonly, error)) {
+        return false;
+    }
+    if (e->path[0] != '/' || e->socket[0] != '/') {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s]: path and socket must be absolute", group);
+        return false;
+    }
+    if (!settings_parse_id(uid, false, &id)) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s] uid: no user '%s'", group, uid);
+        return false;
+    }
+    e->uid = (uid_t)id;
+    if (!settings_parse_id(gid, true, &id)) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s] gid: no group '%s'", group, gid);
+        return false;
+    }
+    e->gid = (gid_t)id;
+    for (guint i = 0; i + 1 < set->exports->len; i++) {
+        const struct export_settings *other = g_ptr_array_index(set->exports, i);
+
+        if (strcmp(other->socket, e->socket) == 0) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "[%s]: socket %s is also used by export '%s'", group, e->socket,
+                        other->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+struct settings *settings_load(const char *file, GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_auto(GStrv) groups = NULL;
+    struct settings *set = settings_new();
+    GError *local = NULL;
+    bool ok;
+
+    if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+        g_set_error(error, local->domain, local->code, "%s: %s", file, local->message);
+        g_error_free(local);
+        settings_free(set);
+        return NULL;
+    }
+    ok = load_daemon(kf, set, &local);
+    groups = g_key_file_get_groups(kf, NULL);
+    for (size_t i = 0; ok && groups[i] != NULL; i++) {
+        if (g_str_has_prefix(groups[i], EXPORT_PREFIX)) {
+            ok = load_export(kf, groups[i], set, &local);
+        } else if (strcmp(groups[i], "daemon") != 0) {
+            g_set_error(&local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
+                        "unknown group [%s] (expected [daemon] or [export NAME])", groups[i]);
+            ok = false;
+        }
+    }
+    if (ok && set->exports->len == 0) {
+        g_set_error(&local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
+                    "no [export NAME] group: nothing to serve");
+        ok = false;
+    }
+    if (!ok) {
+        g_set_error(error, local->domain, local->code, "%s: %s", file, local->message);
+        g_error_free(local);
+        settings_free(set);
+        return NULL;
+    }
+    return set;
+}

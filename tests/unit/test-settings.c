@@ -1,0 +1,141 @@
+/* test-settings.c - the configuration file: what it accepts and how it
+ * names what it refuses. */
+#include "config.h"
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "settings.h"
+
+static char *tmpdir;
+
+/* Loads text as a configuration file; on failure, returns NULL and the
+ * message in *msg. */
+static struct settings *load(const char *text, char **msg)
+{
+    g_autofree char *file = g_build_filename(tmpdir, "test.conf", NULL);
+    GError *error = NULL;
+    struct settings *set;
+
+    g_assert_true(g_file_set_contents(file, text, -1, NULL));
+    set = settings_load(file, &error);
+    if (set == NULL) {
+        *msg = g_strdup(error->message);
+        g_error_free(error);
+    }
+    return set;
+}
+
+static void test_valid(void)
+{
+    char *msg = NULL;
+    struct settings *set = load("[daemon]\n"
+                                "max-connections = 10\n"
+                                "frame-timeout = 3\n"
+                                "log-level = debug\n"
+                                "[export one]\n"
+                                "path = /srv/one\n"
+                                "socket = /run/one.sock\n"
+                                "uid = 0\n"
+                                "gid = root\n"
+                                "readonly = true\n"
+                                "[export two]\n"
+                                "path = /srv/two\n"
+                                "socket = /run/two.sock\n"
+                                "uid = root\n"
+                                "gid = 100\n"
+                                "allow-devices = true\n",
+                                &msg);
+    const struct export_settings *one, *two;
+
+    g_assert_null(msg);
+    g_assert_nonnull(set);
+    g_assert_cmpuint(set->max_conns, ==, 10);
+    g_assert_cmpuint(set->frame_timeout_s, ==, 3);
+    g_assert_cmpint(set->log_level, ==, LOG_LEVEL_DEBUG);
+    g_assert_cmpuint(set->exports->len, ==, 2);
+    one = settings_find_export(set, "one");
+    two = settings_find_export(set, "two");
+    g_assert_nonnull(one);
+    g_assert_nonnull(two);
+    g_assert_cmpstr(one->path, ==, "/srv/one");
+    g_assert_true(one->readonly);
+    g_assert_false(one->allow_devices);
+    g_assert_cmpuint(two->gid, ==, 100);
+    g_assert_true(two->allow_devices);
+    g_assert_null(settings_find_export(set, "three"));
+    settings_free(set);
+}
+
+static void test_defaults(void)
+{
+    char *msg = NULL;
+    struct settings *set =
+        load("[export x]\npath=/x\nsocket=/x.sock\nuid=0\ngid=0\n", &msg);
+
+    g_assert_nonnull(set);
+    g_assert_cmpuint(set->max_conns, ==, SETTINGS_DEFAULT_MAX_CONNS);
+    g_assert_cmpuint(set->frame_timeout_s, ==, SETTINGS_DEFAULT_FRAME_TIMEOUT);
+    g_assert_cmpint(set->log_level, ==, LOG_LEVEL_INFO);
+    settings_free(set);
+}
+
+static void test_refused(void)
+{
+    static const struct {
+        const char *text;
+        const char *message_part;
+    } cases[] = {
+        {"", "nothing to serve"},
+        {"[exports x]\n", "unknown group [exports x]"},
+        {"[export x]\npath=/x\nsocket=/x.sock\nuid=0\ngid=0\nreadonyl=true\n",
+         "unknown key 'readonyl'"},
+        {"[export x]\nsocket=/x.sock\nuid=0\ngid=0\n", "missing key 'path'"},
+        {"[export x]\npath=/x\nsocket=/x.sock\nuid=0\n", "missing key 'gid'"},
+        {"[export x]\npath=x\nsocket=/x.sock\nuid=0\ngid=0\n", "must be absolute"},
+        {"[export x]\npath=/x\nsocket=/x.sock\nuid=nosuchuser\ngid=0\n", "no user 'nosuchuser'"},
+        {"[export x]\npath=/x\nsocket=/x.sock\nuid=0\ngid=0\nreadonly=maybe\n",
+         "expected true or false"},
+        {"[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n[export y]\npath=/y\nsocket=/s\nuid=0\n"
+         "gid=0\n",
+         "also used by export 'x'"},
+        {"[export a/b]\npath=/x\nsocket=/s\nuid=0\ngid=0\n", "without '/'"},
+        {"[daemon]\nframe-timeout=0\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
+         "frame-timeout"},
+        {"[daemon]\nmax-connections=-1\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
+         "max-connections"},
+        {"[daemon]\nlog-level=loud\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n", "log-level"},
+        {"not a key file", "test.conf"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *msg = NULL;
+        struct settings *set = load(cases[i].text, &msg);
+
+        g_assert_null(set);
+        g_assert_nonnull(msg);
+        if (strstr(msg, cases[i].message_part) == NULL) {
+            g_test_message("case %zu: '%s' does not say '%s'", i, msg, cases[i].message_part);
+            g_test_fail();
+        }
+        /* Every message names the file. */
+        g_assert_nonnull(strstr(msg, "test.conf"));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    tmpdir = g_dir_make_tmp("vp-settings.XXXXXX", NULL);
+    g_test_add_func("/settings/valid", test_valid);
+    g_test_add_func("/settings/defaults", test_defaults);
+    g_test_add_func("/settings/refused", test_refused);
+    ret = g_test_run();
+    g_autofree char *file = g_build_filename(tmpdir, "test.conf", NULL);
+    g_unlink(file);
+    g_rmdir(tmpdir);
+    return ret;
+}
