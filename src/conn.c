@@ -490,6 +490,11 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         }
     }
     used = conn_take_frames(c, buf, len);
+    if (used > 0) {
+        /* A frame completed: the timeout starts again for the one now
+         * buffered, or a steadily pipelining peer would be cut off. */
+        evtimer_del(c->ev_timer);
+    }
     if (used > 0 || len != c->pending_len) {
         uint8_t *rest = NULL;
 

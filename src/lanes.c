@@ -46,7 +46,9 @@ static struct {
     unsigned int max_threads;
     unsigned int idle_seconds;
     struct event *respawn;
-} lanes = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bool stopping;
+    pthread_cond_t all_gone; /* signalled when the last lane thread exits */
+} lanes = {.lock = PTHREAD_MUTEX_INITIALIZER, .all_gone = PTHREAD_COND_INITIALIZER};
 
 void lanes_init(unsigned max_threads, unsigned idle_seconds, struct event *respawn)
 {
@@ -122,8 +124,8 @@ static void *lane_main(void *arg)
             pthread_mutex_lock(&lanes.lock);
             continue;
         }
-        if (!g_queue_is_empty(&lanes.starving)) {
-            break; /* hand this thread's slot to a lane that has none */
+        if (lanes.stopping || !g_queue_is_empty(&lanes.starving)) {
+            break; /* shutdown, or hand this thread's slot to a lane that has none */
         }
         clock_gettime(CLOCK_REALTIME, &deadline);
         deadline.tv_sec += lanes.idle_seconds;
@@ -141,8 +143,11 @@ static void *lane_main(void *arg)
         pthread_cond_destroy(&lane->wake);
         free(lane);
     }
-    if (!g_queue_is_empty(&lanes.starving)) {
+    if (!g_queue_is_empty(&lanes.starving) && !lanes.stopping) {
         event_active(lanes.respawn, 0, 0);
+    }
+    if (lanes.threads == 0) {
+        pthread_cond_broadcast(&lanes.all_gone);
     }
     pthread_mutex_unlock(&lanes.lock);
     free(rep);
@@ -246,4 +251,29 @@ void lanes_respawn(void)
         }
     }
     pthread_mutex_unlock(&lanes.lock);
+}
+
+int lanes_stop(unsigned int timeout_s)
+{
+    struct timespec deadline;
+    GHashTableIter it;
+    gpointer lane;
+    int rc = 0;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_s;
+    pthread_mutex_lock(&lanes.lock);
+    lanes.stopping = true;
+    if (lanes.by_id != NULL) {
+        g_hash_table_iter_init(&it, lanes.by_id);
+        while (g_hash_table_iter_next(&it, NULL, &lane)) {
+            pthread_cond_broadcast(&((struct lane *)lane)->wake);
+        }
+    }
+    while (lanes.threads > 0 && rc == 0) {
+        rc = pthread_cond_timedwait(&lanes.all_gone, &lanes.lock, &deadline);
+    }
+    rc = lanes.threads > 0 ? -ETIMEDOUT : 0;
+    pthread_mutex_unlock(&lanes.lock);
+    return rc;
 }

@@ -38,6 +38,9 @@ void lanes_init(unsigned max_threads, unsigned idle_seconds, struct event *respa
  * The finished job is handed to worker_complete(). */
 void lanes_submit(struct lane_job *job);
 void lanes_respawn(void);
+/* Shutdown: lets every lane finish its queue, then waits (bounded) for its
+ * threads to exit.  Returns 0, or -ETIMEDOUT if some are still busy. */
+int lanes_stop(unsigned int timeout_s);
 void lane_job_free(struct lane_job *job);
 
 #endif

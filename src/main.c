@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +32,7 @@
 #define SHUTDOWN_GRACE_S 10
 #define LANE_THREADS_MAX 64
 #define LANE_IDLE_S 30
+#define LANE_STOP_S 5
 
 struct options {
     char *config;
@@ -299,6 +301,7 @@ static struct {
     struct event_base *base;
     bool single; /* -f: end with the one connection */
     bool stopping;
+    bool workers_stopped; /* every worker left its loop: they can be joined */
     struct event *ev_stopped;
     struct event *ev_grace;
 } daemon_state;
@@ -374,6 +377,7 @@ static void on_conn_closed(evutil_socket_t fd, short what, void *arg)
 
 static void on_stopped(evutil_socket_t fd, short what, void *arg)
 {
+    daemon_state.workers_stopped = true;
     event_base_loopbreak(daemon_state.base);
 }
 
@@ -435,6 +439,16 @@ static int run(const struct options *o, const struct settings *set, struct expor
     }
     event_base_dispatch(daemon_state.base);
     service_stop();
+    /* Threads stuck in a system call (a hung filesystem) are left to exit
+     * with the process; the others are joined, so nothing is left running. */
+    if (daemon_state.workers_stopped) {
+        workers_join();
+        if (lanes_stop(LANE_STOP_S) == 0) {
+            /* Lanes changed credentials, which made the process
+             * non-dumpable; with them gone, let leak checkers look. */
+            prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        }
+    }
     log_info("stopped");
     return 0;
 }
@@ -519,6 +533,10 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     ret = run(&o, set, ex, (int)o.fd);
+    if (ex != NULL) {
+        ops_export_unref(ex);
+    }
     settings_free(set);
+    g_free(o.config);
     return ret < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
