@@ -65,6 +65,7 @@ struct conn {
     bool stop;       /* shutdown: take no new request */
     bool failed;     /* end now; the reason is logged */
     bool lane_busy;  /* a lane_job points at this connection */
+    bool timer_armed; /* ev_timer counts down a half-received frame */
     uint8_t *pending;
     size_t pending_len;
     struct outmsg *out_head, *out_tail;
@@ -395,6 +396,14 @@ static void conn_free(struct conn *c)
     }
 }
 
+static void conn_stop_timer(struct conn *c)
+{
+    if (c->timer_armed) {
+        evtimer_del(c->ev_timer);
+        c->timer_armed = false;
+    }
+}
+
 static bool has_whole_frame(const struct conn *c)
 {
     uint32_t size;
@@ -435,13 +444,14 @@ static void conn_settle(struct conn *c)
     }
     conn_watch_input(c, c->state == CONN_READING);
     if (c->state == CONN_READING && c->pending_len > 0) {
-        if (!evtimer_pending(c->ev_timer, NULL)) {
+        if (!c->timer_armed) {
             struct timeval tv = {.tv_sec = atomic_load(&c->w->frame_timeout_s)};
 
             evtimer_add(c->ev_timer, &tv);
+            c->timer_armed = true;
         }
     } else {
-        evtimer_del(c->ev_timer);
+        conn_stop_timer(c);
     }
 }
 
@@ -493,7 +503,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     if (used > 0) {
         /* A frame completed: the timeout starts again for the one now
          * buffered, or a steadily pipelining peer would be cut off. */
-        evtimer_del(c->ev_timer);
+        conn_stop_timer(c);
     }
     if (used > 0 || len != c->pending_len) {
         uint8_t *rest = NULL;
@@ -528,6 +538,7 @@ static void conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
+    c->timer_armed = false;
     conn_fail(c, "frame still incomplete after %u s (%zu bytes buffered)",
               atomic_load(&c->w->frame_timeout_s), c->pending_len);
     conn_settle(c);

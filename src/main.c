@@ -95,7 +95,7 @@ static void usage(FILE *out)
             "      --allow-devices     let guests create block and character devices\n"
             "      --readonly          refuse every change to the export (EROFS)\n"
             "      --log-level LEVEL   error, warning, info (default) or debug\n"
-            "      --threads N         I/O threads (default: one per CPU)\n"
+            "      --threads N         I/O threads (default: half the CPUs, at least 1)\n"
             "      --max-connections N refuse connections beyond N (default 4096, 0: none)\n"
             "      --frame-timeout S   close a peer whose frame stays incomplete S seconds\n"
             "                          (default 30)\n"
@@ -151,7 +151,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         .gid = -1,
         .fd = -1,
         .log_level = LOG_LEVEL_INFO,
-        .threads = ncpu > 0 ? (unsigned long)ncpu : 1,
+        /* Half the CPUs: the guests' QEMU processes need the rest. */
+        .threads = ncpu > 1 ? (unsigned long)ncpu / 2 : 1,
         .max_conns = 4096,
         .frame_timeout = 30,
     };

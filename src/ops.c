@@ -254,14 +254,21 @@ static int proc_path(char *buf, size_t size, int fd, const char *name)
 }
 
 /* Opens the inode behind an O_PATH descriptor for I/O.  The caller has
- * already checked its type, and the magic link cannot be redirected. */
-static int reopen(int pfd, int flags)
+ * already checked its type (mode), and neither way below can be redirected:
+ * a directory is reopened as "." beneath itself, anything else through its
+ * /proc/self/fd magic link. */
+static int reopen(int pfd, mode_t mode, int flags)
 {
     char name[16];
     int fd;
 
-    snprintf(name, sizeof(name), "%d", pfd);
-    fd = openat(proc_fd_dir, name, (flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL)) | O_CLOEXEC | O_NOCTTY);
+    flags = (flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL)) | O_CLOEXEC | O_NOCTTY;
+    if (S_ISDIR(mode)) {
+        fd = openat(pfd, ".", flags);
+    } else {
+        snprintf(name, sizeof(name), "%d", pfd);
+        fd = openat(proc_fd_dir, name, flags);
+    }
     return fd < 0 ? -errno : fd;
 }
 
@@ -286,7 +293,7 @@ static int reply_open_checked(int pfd, int flags, struct proto_reply *rep)
         proto_reply_fd(rep, pfd);
         return 0;
     } else {
-        fd = reopen(pfd, flags);
+        fd = reopen(pfd, st.st_mode, flags);
     }
     close(pfd);
     if (fd < 0) {
@@ -703,7 +710,7 @@ static int op_getversion(const struct export *ex, struct proto_req *r, struct pr
     } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         fd = -ENOTTY;
     } else {
-        fd = reopen(pfd, O_RDONLY | O_NONBLOCK);
+        fd = reopen(pfd, st.st_mode, O_RDONLY | O_NONBLOCK);
     }
     close(pfd);
     if (fd < 0) {

@@ -1,11 +1,13 @@
 #!/bin/bash
-# Sanitizer builds for CI.  Usage: tests/ci-sanitizers.sh [asan|tsan|all]
+# Sanitizer builds for CI.  Usage: tests/ci-sanitizers.sh [asan|tsan|fuzz|all]
 #
 #   asan  _build/asan: CFLAGS=-fsanitize=address,undefined, full make check
 #         (SAN_E2E=0 leaves out tests/e2e/run-e2e.sh, which boots QEMU
 #         guests and is slow under ASan);
 #   tsan  _build/tsan: -fsanitize=thread, the threading-relevant tests
-#         (integration tests, stress tests in their short form, 200 clients).
+#         (integration tests, stress tests in their short form, 200 clients);
+#   fuzz  _build/fuzz: clang --enable-fuzzing, each libFuzzer target for
+#         FUZZ_SECONDS (default 30) after replaying the seed corpus.
 # Every process (daemons spawned by tests included) writes its sanitizer
 # reports to _build/<kind>/sanitizer-reports/ (log_path); the script fails
 # if make check fails or if any report was written, and prints a summary.
@@ -99,6 +101,32 @@ fi
 if [[ $kind == tsan || $kind == all ]]; then
     run_kind tsan "-fsanitize=thread -g -O1" \
         "tests/integration/test-conn tests/integration/test-ops tests/integration/test-lifecycle tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape"
+fi
+
+if [[ $kind == fuzz || $kind == all ]]; then
+    dir=$build/fuzz
+    mkdir -p "$dir"
+    echo "== fuzz: configure and build in $dir"
+    if (cd "$dir" && "$srcdir/configure" CC=clang --enable-fuzzing >configure.log 2>&1 &&
+        make -j"$jobs" tests/fuzz/fuzz-proto tests/fuzz/fuzz-conn tests/fuzz/fuzz-ops \
+            >build.log 2>&1); then
+        echo "== fuzz: ${FUZZ_SECONDS:-30} s per target"
+        (cd "$dir" && TOP_SRCDIR=$srcdir TOP_BUILDDIR=$dir \
+            bash "$srcdir/tests/fuzz/run-fuzz.sh" "${FUZZ_SECONDS:-30}") >"$dir/fuzz.log" 2>&1
+        rc=$?
+        grep -E '^(ok|not ok)' "$dir/fuzz.log"
+        if [[ $rc -ne 0 ]] || grep -q '^not ok' "$dir/fuzz.log"; then
+            status=1
+            summary+=("fuzz: FAILED, see $dir/fuzz.log")
+        else
+            summary+=("fuzz: OK, $(grep -c '^ok' "$dir/fuzz.log") targets")
+        fi
+    else
+        echo "fuzz: build failed, see $dir/build.log"
+        tail -20 "$dir/build.log"
+        summary+=("fuzz: BUILD FAILED")
+        status=1
+    fi
 fi
 
 echo "== sanitizer summary"

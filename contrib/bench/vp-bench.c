@@ -1,0 +1,1585 @@
+/* vp-bench.c - load generator for the 9p proxy protocol.
+ *
+ * Drives N concurrent connections against one or more servers, in the same
+ * invocation and alternating between them, so that ratios come from one run
+ * on one (noisy) machine:
+ *
+ *   ours  virtfs-proxyd, one process for all connections (-s SOCKET);
+ *   ref   QEMU's virtfs-proxy-helper, one process per connection (-f FD,
+ *         it accepts only one);
+ *   min   contrib/bench/minserver, a single-threaded epoll server doing the
+ *         bare syscalls: the machine's limit.
+ *
+ * Each connection keeps `pipeline` requests in flight (1 = like QEMU, which
+ * holds a mutex per request).  Client threads (few; epoll, level-triggered)
+ * own disjoint sets of connections.  Every reply is checked: the right kind
+ * and size, the expected result, an fd that fstat()s as the right type.
+ * Anything else is an error, and any error makes the exit status 1.
+ *
+ * An "op" is one request/reply.  The create mix issues create + remove of a
+ * fresh name (two ops per file).  Server CPU per op is the utime+stime delta
+ * of all server processes over the measurement window divided by the ops
+ * completed in it; peak RSS is the sum of VmHWM over them.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pclient.h"
+
+#define MAX_PIPELINE 16
+#define MAX_CLIENTS_LIST 16
+#define RBUF_SIZE 1024
+#define ROOT_FILES 256
+#define SUB_DIRS 16
+#define SUB_FILES 64
+#define SUBSUB_FILES 16
+#define MAX_SERVERS 3
+#define MAX_MIXES 4
+#define MAX_REPEAT 15
+
+/* ---- options ------------------------------------------------------------ */
+
+enum server_kind { SRV_OURS, SRV_REF, SRV_MIN };
+static const char *const server_names[] = {"ours", "ref", "min"};
+
+enum mix { MIX_LSTAT, MIX_OPEN, MIX_CREATE, MIX_MIXED };
+static const char *const mix_names[] = {"lstat", "open", "create", "mixed"};
+
+static struct {
+    int servers[MAX_SERVERS], nservers;
+    int mixes[MAX_MIXES], nmixes;
+    int clients[MAX_CLIENTS_LIST], nclients;
+    double duration, warmup;
+    long count;
+    int pipeline, threads, repeat, depth;
+    int32_t uid, gid;
+    int daemon_threads;
+    long idle;
+    const char *daemon, *reference, *minserver;
+    const char *workdir, *csv, *summary;
+    bool verbose;
+} opt = {
+    .duration = 3.0,
+    .warmup = 0.5,
+    .pipeline = 1,
+    .threads = 1,
+    .repeat = 1,
+    .depth = 2,
+};
+
+static char export_dir[512], sock_path[512], log_path[512];
+static FILE *csv_out;
+static long total_errors;
+
+/* ---- time and statistics ------------------------------------------------ */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_until(int64_t t)
+{
+    struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
+/* Log-linear latency histogram: 32 sub-buckets per power of two (< 3 %). */
+#define HSUB 32
+#define HBUCKETS (HSUB * 2 + 40 * HSUB)
+
+struct hist {
+    uint64_t b[HBUCKETS];
+    uint64_t n;
+};
+
+static int hist_index(uint64_t v)
+{
+    int msb, shift;
+
+    if (v < 2 * HSUB) {
+        return (int)v;
+    }
+    msb = 63 - __builtin_clzll(v);
+    shift = msb - 5;
+    if (shift >= 40) {
+        return HBUCKETS - 1;
+    }
+    return 2 * HSUB + (shift - 1) * HSUB + (int)((v >> shift) - HSUB);
+}
+
+static double hist_value(int i)
+{
+    int shift;
+
+    if (i < 2 * HSUB) {
+        return i;
+    }
+    shift = (i - 2 * HSUB) / HSUB + 1;
+    return (double)(((uint64_t)(HSUB + (i - 2 * HSUB) % HSUB) << shift) +
+                    ((uint64_t)1 << (shift - 1)));
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+    h->b[hist_index(v)]++;
+    h->n++;
+}
+
+static double hist_pct(const struct hist *h, double p)
+{
+    uint64_t want = (uint64_t)ceil(p * (double)h->n), acc = 0;
+
+    if (h->n == 0) {
+        return 0;
+    }
+    if (want == 0) {
+        want = 1;
+    }
+    for (int i = 0; i < HBUCKETS; i++) {
+        acc += h->b[i];
+        if (acc >= want) {
+            return hist_value(i);
+        }
+    }
+    return hist_value(HBUCKETS - 1);
+}
+
+/* ---- the export tree ---------------------------------------------------- */
+
+static void touch(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+    if (fd < 0) {
+        fprintf(stderr, "vp-bench: %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    close(fd);
+}
+
+static void make_dir(const char *path)
+{
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vp-bench: mkdir %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+}
+
+/* f0..f255, d0..d15/{f0..f63, s/f0..f15}, w/ (creations) */
+static void make_tree(void)
+{
+    char p[700];
+
+    make_dir(export_dir);
+    for (int i = 0; i < ROOT_FILES; i++) {
+        snprintf(p, sizeof(p), "%s/f%d", export_dir, i);
+        touch(p);
+    }
+    for (int d = 0; d < SUB_DIRS; d++) {
+        snprintf(p, sizeof(p), "%s/d%d", export_dir, d);
+        make_dir(p);
+        for (int i = 0; i < SUB_FILES; i++) {
+            snprintf(p, sizeof(p), "%s/d%d/f%d", export_dir, d, i);
+            touch(p);
+        }
+        snprintf(p, sizeof(p), "%s/d%d/s", export_dir, d);
+        make_dir(p);
+        for (int i = 0; i < SUBSUB_FILES; i++) {
+            snprintf(p, sizeof(p), "%s/d%d/s/f%d", export_dir, d, i);
+            touch(p);
+        }
+    }
+    snprintf(p, sizeof(p), "%s/w", export_dir);
+    make_dir(p);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+enum check {
+    CHK_STAT_REG, CHK_STAT_DIR, CHK_STATFS, CHK_VERSION, CHK_FD_REG, CHK_FD_DIR,
+    CHK_STATUS_OK, CHK_XATTR_PROBE,
+};
+
+struct slot {
+    int64_t t_send;
+    uint8_t kind;  /* pc_kind */
+    uint8_t check; /* enum check */
+    uint8_t type;
+};
+
+/* A step of an action script (creations span several requests). */
+struct step {
+    uint8_t type;
+    char name[48];
+};
+
+struct bconn {
+    int fd;
+    int id;
+    uint64_t rng;
+    struct slot slots[MAX_PIPELINE];
+    int head, inflight, fd_inflight;
+    uint8_t rbuf[RBUF_SIZE];
+    size_t rlen;
+    struct step script[4];
+    int script_len, script_pos;
+    uint32_t seq;
+    bool dead;
+};
+
+struct bthread {
+    pthread_t tid;
+    struct bconn **conns;
+    int nconns;
+    int mix;
+    int64_t ws, we;   /* measurement window (completion times) */
+    int64_t t_stop;   /* no new action after this */
+    atomic_long *budget; /* count mode: actions left */
+    int active;       /* connections waiting for a reply */
+    struct hist hist;
+    uint64_t ops, errors, ops_total;
+    char first_error[200];
+};
+
+static uint64_t rnd(struct bconn *c)
+{
+    /* xorshift64* */
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return c->rng * 2685821657736338717ULL;
+}
+
+/* A random existing file at depth 1..opt.depth. */
+static void pick_file(struct bconn *c, char *p, size_t cap)
+{
+    uint64_t r = rnd(c);
+    int depth = 1 + (int)(r % (uint64_t)opt.depth);
+
+    r >>= 8;
+    switch (depth) {
+    case 1:
+        snprintf(p, cap, "//f%d", (int)(r % ROOT_FILES));
+        break;
+    case 2:
+        snprintf(p, cap, "//d%d/f%d", (int)(r % SUB_DIRS), (int)((r >> 8) % SUB_FILES));
+        break;
+    default:
+        snprintf(p, cap, "//d%d/s/f%d", (int)(r % SUB_DIRS), (int)((r >> 8) % SUBSUB_FILES));
+        break;
+    }
+}
+
+static void pick_dir(struct bconn *c, char *p, size_t cap)
+{
+    uint64_t r = rnd(c);
+
+    if (r % 4 == 0) {
+        snprintf(p, cap, "/");
+    } else {
+        snprintf(p, cap, "//d%d", (int)((r >> 8) % SUB_DIRS));
+    }
+}
+
+static void thread_error(struct bthread *t, struct bconn *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void thread_error(struct bthread *t, struct bconn *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    t->errors++;
+    if (t->first_error[0] == '\0') {
+        int n = snprintf(t->first_error, sizeof(t->first_error), "conn %d: ", c->id);
+
+        va_start(ap, fmt);
+        vsnprintf(t->first_error + n, sizeof(t->first_error) - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static int send_frame(struct bthread *t, struct bconn *c, const uint8_t *buf, int len)
+{
+    ssize_t n;
+
+    if (len < 0) {
+        thread_error(t, c, "cannot encode a request");
+        return -1;
+    }
+    do {
+        n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != len) {
+        /* Frames are small and at most 16 are in flight: never a full socket. */
+        thread_error(t, c, "send: %s", n < 0 ? strerror(errno) : "short write");
+        return -1;
+    }
+    return 0;
+}
+
+/* Plans the next action of connection c into its script. */
+static void plan_action(struct bthread *t, struct bconn *c)
+{
+    uint64_t r;
+
+    c->script_len = 0;
+    c->script_pos = 0;
+    switch (t->mix) {
+    case MIX_LSTAT:
+        c->script[c->script_len++].type = PC_T_LSTAT;
+        return;
+    case MIX_OPEN:
+        c->script[c->script_len++].type = PC_T_OPEN;
+        return;
+    case MIX_CREATE:
+        snprintf(c->script[0].name, sizeof(c->script[0].name), "//w/c%d.%u", c->id, c->seq);
+        memcpy(c->script[1].name, c->script[0].name, sizeof(c->script[0].name));
+        c->seq++;
+        c->script[0].type = PC_T_CREATE;
+        c->script[1].type = PC_T_REMOVE;
+        c->script_len = 2;
+        return;
+    default:
+        break;
+    }
+    /* Weighted like guest traffic (PROTOCOL.md §6): walks and getattr
+     * dominate (lstat, getversion), then opens and their statfs, then
+     * creations (create, lstat, statfs ... remove) and setattr pieces. */
+    r = rnd(c) % 100;
+    if (r < 40) {
+        c->script[c->script_len++].type = PC_T_LSTAT;
+    } else if (r < 65) {
+        c->script[c->script_len++].type = PC_T_GETVERSION;
+    } else if (r < 73) {
+        c->script[c->script_len++].type = PC_T_OPEN;
+    } else if (r < 80) {
+        c->script[c->script_len++].type = PC_T_STATFS;
+    } else if (r < 84) {
+        snprintf(c->script[0].name, sizeof(c->script[0].name), "//w/m%d.%u", c->id, c->seq++);
+        for (int i = 1; i < 4; i++) {
+            memcpy(c->script[i].name, c->script[0].name, sizeof(c->script[0].name));
+        }
+        c->script[0].type = PC_T_CREATE;
+        c->script[1].type = PC_T_LSTAT;
+        c->script[2].type = PC_T_STATFS;
+        c->script[3].type = PC_T_REMOVE;
+        c->script_len = 4;
+    } else if (r < 87) {
+        c->script[c->script_len++].type = PC_T_LGETXATTR;
+    } else if (r < 91) {
+        c->script[c->script_len++].type = PC_T_CHMOD;
+    } else if (r < 95) {
+        c->script[c->script_len++].type = PC_T_UTIME;
+    } else if (r < 98) {
+        c->script[c->script_len++].type = PC_T_CHOWN;
+    } else {
+        c->script[c->script_len++].type = PC_T_TRUNCATE;
+    }
+}
+
+/* Issues the next request of c; false when the connection has nothing more
+ * to send (run over, script finished). */
+static bool issue(struct bthread *t, struct bconn *c, int64_t now)
+{
+    uint8_t buf[256];
+    char path[64];
+    const struct step *s;
+    struct slot *sl;
+    int len = -1;
+
+    if (c->dead) {
+        return false;
+    }
+    if (c->script_pos == c->script_len) {
+        if (now >= t->t_stop) {
+            return false;
+        }
+        if (t->budget != NULL && atomic_fetch_sub(t->budget, 1) <= 0) {
+            return false;
+        }
+        plan_action(t, c);
+    }
+    s = &c->script[c->script_pos];
+    sl = &c->slots[(c->head + c->inflight) % MAX_PIPELINE];
+    sl->type = s->type;
+    sl->kind = (uint8_t)pc_reply_kind(s->type, 0);
+    switch (s->type) {
+    case PC_T_LSTAT:
+        if (c->script_len > 1) {
+            len = pc_encode(buf, sizeof(buf), PC_T_LSTAT, "S", s->name);
+            sl->check = CHK_STAT_REG;
+        } else if (t->mix == MIX_MIXED && rnd(c) % 8 == 0) {
+            pick_dir(c, path, sizeof(path));
+            len = pc_encode(buf, sizeof(buf), PC_T_LSTAT, "S", path);
+            sl->check = CHK_STAT_DIR;
+        } else {
+            pick_file(c, path, sizeof(path));
+            len = pc_encode(buf, sizeof(buf), PC_T_LSTAT, "S", path);
+            sl->check = CHK_STAT_REG;
+        }
+        break;
+    case PC_T_OPEN:
+        if (t->mix == MIX_MIXED && rnd(c) % 4 == 0) {
+            pick_dir(c, path, sizeof(path));
+            len = pc_encode(buf, sizeof(buf), PC_T_OPEN, "Sd", path, (int32_t)O_DIRECTORY);
+            sl->check = CHK_FD_DIR;
+        } else {
+            pick_file(c, path, sizeof(path));
+            len = pc_encode(buf, sizeof(buf), PC_T_OPEN, "Sd", path, (int32_t)O_RDONLY);
+            sl->check = CHK_FD_REG;
+        }
+        break;
+    case PC_T_CREATE:
+        len = pc_encode(buf, sizeof(buf), PC_T_CREATE, "sdddd", s->name,
+                        (int32_t)(O_CREAT | O_EXCL | O_WRONLY), (int32_t)0644, opt.uid, opt.gid);
+        sl->check = CHK_FD_REG;
+        break;
+    case PC_T_REMOVE:
+        len = pc_encode(buf, sizeof(buf), PC_T_REMOVE, "s", s->name);
+        sl->check = CHK_STATUS_OK;
+        break;
+    case PC_T_STATFS:
+        if (c->script_len > 1) {
+            len = pc_encode(buf, sizeof(buf), PC_T_STATFS, "S", s->name);
+        } else {
+            pick_file(c, path, sizeof(path));
+            len = pc_encode(buf, sizeof(buf), PC_T_STATFS, "S", path);
+        }
+        sl->check = CHK_STATFS;
+        break;
+    case PC_T_GETVERSION:
+        pick_file(c, path, sizeof(path));
+        len = pc_encode(buf, sizeof(buf), PC_T_GETVERSION, "S", path);
+        sl->check = CHK_VERSION;
+        break;
+    case PC_T_LGETXATTR:
+        pick_file(c, path, sizeof(path));
+        len = pc_encode(buf, sizeof(buf), PC_T_LGETXATTR, "dSs", (int32_t)0, path,
+                        "security.capability");
+        sl->kind = PC_KIND_STATUS;
+        sl->check = CHK_XATTR_PROBE;
+        break;
+    case PC_T_CHMOD:
+        pick_file(c, path, sizeof(path));
+        len = pc_encode(buf, sizeof(buf), PC_T_CHMOD, "Sd", path, (int32_t)0644);
+        sl->check = CHK_STATUS_OK;
+        break;
+    case PC_T_UTIME:
+        pick_file(c, path, sizeof(path));
+        len = pc_encode(buf, sizeof(buf), PC_T_UTIME, "Sqqqq", path, (int64_t)1700000000,
+                        (int64_t)0, (int64_t)1700000000, (int64_t)0);
+        sl->check = CHK_STATUS_OK;
+        break;
+    case PC_T_CHOWN:
+        pick_file(c, path, sizeof(path));
+        len = pc_encode(buf, sizeof(buf), PC_T_CHOWN, "Sdd", path, (int32_t)0, (int32_t)0);
+        sl->check = CHK_STATUS_OK;
+        break;
+    case PC_T_TRUNCATE:
+        pick_file(c, path, sizeof(path));
+        len = pc_encode(buf, sizeof(buf), PC_T_TRUNCATE, "Sq", path, (int64_t)0);
+        sl->check = CHK_STATUS_OK;
+        break;
+    default:
+        break;
+    }
+    sl->t_send = now;
+    if (send_frame(t, c, buf, len) < 0) {
+        c->dead = true;
+        return false;
+    }
+    c->script_pos++;
+    c->inflight++;
+    if (sl->kind == PC_KIND_FD) {
+        c->fd_inflight++;
+    }
+    return true;
+}
+
+static bool fd_is(int fd, bool dir)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+}
+
+/* Checks a complete reply for the head slot; returns the bytes it used, 0 if
+ * incomplete, -1 on a protocol violation. */
+static int take_reply(struct bthread *t, struct bconn *c, int rfd)
+{
+    const struct slot *sl = &c->slots[c->head];
+    const uint8_t *p = c->rbuf;
+    uint32_t type, size;
+    int32_t status;
+
+    if (sl->kind == PC_KIND_FD) {
+        if (c->rlen < 4) {
+            return 0;
+        }
+        memcpy(&status, p, 4);
+        if (status == PC_FD_VALID) {
+            if (rfd < 0) {
+                thread_error(t, c, "fd reply without an fd");
+                return -1;
+            }
+            if (!fd_is(rfd, sl->check == CHK_FD_DIR)) {
+                thread_error(t, c, "received fd is not a %s",
+                             sl->check == CHK_FD_DIR ? "directory" : "regular file");
+            }
+            return 4;
+        }
+        if (rfd >= 0 || status >= 0) {
+            thread_error(t, c, "bad fd reply %d", status);
+            return -1;
+        }
+        thread_error(t, c, "%s failed: %s", pc_type_name(sl->type), pc_strerror(status));
+        return 4;
+    }
+    if (rfd >= 0) {
+        thread_error(t, c, "unexpected fd with a %s reply", pc_type_name(sl->type));
+        return -1;
+    }
+    if (c->rlen < PC_HDR_SIZE) {
+        return 0;
+    }
+    memcpy(&type, p, 4);
+    memcpy(&size, p + 4, 4);
+    if (size > RBUF_SIZE - PC_HDR_SIZE || type > 1) {
+        thread_error(t, c, "bad reply header %u/%u", type, size);
+        return -1;
+    }
+    if (c->rlen < PC_HDR_SIZE + size) {
+        return 0;
+    }
+    if (type == 1 || sl->kind == PC_KIND_STATUS) {
+        if (size != 4) {
+            thread_error(t, c, "status reply of %u bytes", size);
+            return -1;
+        }
+        memcpy(&status, p + 8, 4);
+        if ((type == 1) != (status < 0)) {
+            thread_error(t, c, "reply type %u with status %d", type, status);
+            return -1;
+        }
+        if (status < 0 && !(sl->check == CHK_XATTR_PROBE && status == -ENODATA)) {
+            thread_error(t, c, "%s failed: %s", pc_type_name(sl->type), pc_strerror(status));
+        } else if (status != 0 && sl->check == CHK_STATUS_OK) {
+            thread_error(t, c, "%s answered %d", pc_type_name(sl->type), status);
+        } else if (sl->kind != PC_KIND_STATUS) {
+            thread_error(t, c, "%s answered with a bare status", pc_type_name(sl->type));
+        }
+        return PC_HDR_SIZE + 4;
+    }
+    switch (sl->check) {
+    case CHK_STAT_REG:
+    case CHK_STAT_DIR: {
+        pc_proxy_stat st;
+
+        if (pc_decode_stat(p + 8, size, &st) < 0) {
+            thread_error(t, c, "lstat payload of %u bytes", size);
+            return -1;
+        }
+        if ((sl->check == CHK_STAT_DIR) != S_ISDIR(st.mode) ||
+            (sl->check == CHK_STAT_REG && !S_ISREG(st.mode))) {
+            thread_error(t, c, "lstat: wrong file type 0%o", st.mode);
+        }
+        break;
+    }
+    case CHK_STATFS:
+        if (size != PC_STATFS_SIZE) {
+            thread_error(t, c, "statfs payload of %u bytes", size);
+            return -1;
+        }
+        break;
+    case CHK_VERSION:
+        if (size != PC_VERSION_SIZE) {
+            thread_error(t, c, "getversion payload of %u bytes", size);
+            return -1;
+        }
+        break;
+    default:
+        break;
+    }
+    return PC_HDR_SIZE + (int)size;
+}
+
+/* How many bytes may be read without swallowing part of a later fd reply
+ * (an fd rides on its own 4 bytes; a plain read of them would lose it). */
+static size_t read_allowance(const struct bconn *c)
+{
+    const struct slot *sl = &c->slots[c->head];
+    int later_fd = c->fd_inflight - (sl->kind == PC_KIND_FD ? 1 : 0);
+
+    if (sl->kind == PC_KIND_FD) {
+        return c->rlen < 4 ? 4 - c->rlen : 0;
+    }
+    if (later_fd == 0) {
+        return RBUF_SIZE - c->rlen;
+    }
+    if (c->rlen < PC_HDR_SIZE) {
+        return PC_HDR_SIZE - c->rlen;
+    } else {
+        uint32_t size;
+
+        memcpy(&size, c->rbuf + 4, 4);
+        if (size > RBUF_SIZE - PC_HDR_SIZE) {
+            return 1; /* let take_reply reject it */
+        }
+        return PC_HDR_SIZE + size - c->rlen;
+    }
+}
+
+static void conn_kill(struct bthread *t, struct bconn *c, int ep)
+{
+    if (c->inflight > 0) {
+        t->active--;
+    }
+    c->dead = true;
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+}
+
+/* Readable: take replies, issue the next requests. */
+static void conn_readable(struct bthread *t, struct bconn *c, int ep)
+{
+    for (;;) {
+        union {
+            char b[CMSG_SPACE(4 * sizeof(int))];
+            struct cmsghdr align;
+        } control;
+        struct iovec iov;
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+        struct cmsghdr *cm;
+        size_t want;
+        ssize_t n;
+        int rfd = -1, nfds = 0;
+        int64_t now;
+
+        if (c->inflight == 0) {
+            return;
+        }
+        want = read_allowance(c);
+        if (want == 0) {
+            want = 1;
+        }
+        iov.iov_base = c->rbuf + c->rlen;
+        iov.iov_len = want;
+        msg.msg_control = control.b;
+        msg.msg_controllen = sizeof(control.b);
+        n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            return;
+        }
+        if (n <= 0) {
+            thread_error(t, c, "%s with %d requests in flight",
+                         n == 0 ? "EOF" : strerror(errno), c->inflight);
+            conn_kill(t, c, ep);
+            return;
+        }
+        for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+                int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+
+                for (int i = 0; i < k; i++) {
+                    int fd;
+
+                    memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                    if (nfds++ == 0) {
+                        rfd = fd;
+                    } else {
+                        close(fd);
+                    }
+                }
+            }
+        }
+        if (nfds > 1 || (msg.msg_flags & MSG_CTRUNC)) {
+            thread_error(t, c, "%d fds in one reply", nfds);
+        }
+        c->rlen += (size_t)n;
+        now = now_ns();
+        for (;;) {
+            int used = take_reply(t, c, rfd);
+            const struct slot *sl = &c->slots[c->head];
+
+            if (rfd >= 0 && used != 0) {
+                close(rfd);
+                rfd = -1;
+            }
+            if (used < 0) {
+                conn_kill(t, c, ep);
+                return;
+            }
+            if (used == 0) {
+                break;
+            }
+            memmove(c->rbuf, c->rbuf + used, c->rlen - (size_t)used);
+            c->rlen -= (size_t)used;
+            if (now >= t->ws && now < t->we) {
+                hist_add(&t->hist, (uint64_t)(now - sl->t_send));
+                t->ops++;
+            }
+            t->ops_total++;
+            if (sl->kind == PC_KIND_FD) {
+                c->fd_inflight--;
+            }
+            c->head = (c->head + 1) % MAX_PIPELINE;
+            c->inflight--;
+            issue(t, c, now);
+            if (c->inflight == 0) {
+                t->active--;
+                break;
+            }
+        }
+        if (rfd >= 0) {
+            thread_error(t, c, "fd received before its reply was complete");
+            close(rfd);
+            conn_kill(t, c, ep);
+            return;
+        }
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    struct bthread *t = arg;
+    struct epoll_event evs[256];
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int64_t now = now_ns();
+
+    for (int i = 0; i < t->nconns; i++) {
+        struct bconn *c = t->conns[i];
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        for (int k = 0; k < opt.pipeline; k++) {
+            if (!issue(t, c, now)) {
+                break;
+            }
+        }
+        t->active += c->inflight > 0;
+    }
+    while (t->active > 0) {
+        int n;
+
+        n = epoll_wait(ep, evs, 256, 1000);
+        if (n == 0 && now_ns() > t->t_stop + 10 * (int64_t)1000000000) {
+            thread_error(t, t->conns[0], "%d connections still wait for replies", t->active);
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            conn_readable(t, evs[i].data.ptr, ep);
+        }
+    }
+    close(ep);
+    return NULL;
+}
+
+/* ---- servers ------------------------------------------------------------ */
+
+struct server {
+    int kind;
+    pid_t pids[1024];
+    int npids;
+    pc_conn *pcs[1024];
+    int nconns;
+};
+
+static pid_t spawn_argv(char *const argv[])
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+        if (log >= 0) {
+            dup2(log, STDERR_FILENO);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static bool wait_for_path(const char *path, pid_t pid)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct stat st;
+
+        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            return true;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            return false;
+        }
+        usleep(5000);
+    }
+    return false;
+}
+
+static int connect_many(struct server *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = pc_connect(sock_path, 5000, &s->pcs[s->nconns]);
+
+        if (rc < 0) {
+            fprintf(stderr, "vp-bench: connect %d to %s: %s\n", i, sock_path, pc_strerror(rc));
+            return -1;
+        }
+        s->nconns++;
+    }
+    return 0;
+}
+
+static int server_start(struct server *s, int kind, int nconns, long max_conns)
+{
+    memset(s, 0, sizeof(*s));
+    s->kind = kind;
+    unlink(sock_path);
+    if (kind == SRV_REF) {
+        pc_spawn_opts so = {.program = opt.reference, .export_dir = export_dir,
+                            .log_path = log_path};
+
+        for (int i = 0; i < nconns; i++) {
+            int rc = pc_spawn(&so, &s->pcs[i]);
+
+            if (rc < 0) {
+                fprintf(stderr, "vp-bench: cannot start %s: %s\n", opt.reference,
+                        pc_strerror(rc));
+                return -1;
+            }
+            s->pids[s->npids++] = pc_conn_pid(s->pcs[i]);
+            s->nconns++;
+        }
+        return 0;
+    }
+    if (kind == SRV_OURS) {
+        char maxc[32], thr[32];
+        char *argv[16];
+        int n = 0;
+
+        snprintf(maxc, sizeof(maxc), "%ld", max_conns);
+        argv[n++] = (char *)opt.daemon;
+        argv[n++] = "-n";
+        argv[n++] = "-p";
+        argv[n++] = export_dir;
+        argv[n++] = "-s";
+        argv[n++] = sock_path;
+        argv[n++] = "-u";
+        argv[n++] = "0";
+        argv[n++] = "-g";
+        argv[n++] = "0";
+        argv[n++] = "--log-level";
+        argv[n++] = "warning";
+        argv[n++] = "--max-connections";
+        argv[n++] = maxc;
+        if (opt.daemon_threads > 0) {
+            snprintf(thr, sizeof(thr), "--threads=%d", opt.daemon_threads);
+            argv[n++] = thr;
+        }
+        argv[n] = NULL;
+        s->pids[s->npids++] = spawn_argv(argv);
+    } else {
+        char *argv[] = {(char *)opt.minserver, "-p", export_dir, "-s", sock_path, NULL};
+
+        s->pids[s->npids++] = spawn_argv(argv);
+    }
+    if (s->pids[0] < 0 || !wait_for_path(sock_path, s->pids[0])) {
+        fprintf(stderr, "vp-bench: %s did not come up (see %s)\n", server_names[kind], log_path);
+        return -1;
+    }
+    return connect_many(s, nconns);
+}
+
+static void server_stop(struct server *s)
+{
+    for (int i = 0; i < s->nconns; i++) {
+        pc_shutdown(s->pcs[i]);
+    }
+    if (s->kind == SRV_REF) {
+        for (int i = 0; i < s->nconns; i++) {
+            pc_wait(s->pcs[i], 2000, NULL);
+        }
+    } else {
+        kill(s->pids[0], SIGTERM);
+        for (int i = 0; i < 400 && waitpid(s->pids[0], NULL, WNOHANG) == 0; i++) {
+            usleep(5000);
+        }
+        kill(s->pids[0], SIGKILL);
+        waitpid(s->pids[0], NULL, 0);
+    }
+    for (int i = 0; i < s->nconns; i++) {
+        pc_free(s->pcs[i]);
+    }
+    s->nconns = 0;
+}
+
+/* utime+stime of all server processes, in clock ticks. */
+static long long server_cpu_ticks(const struct server *s)
+{
+    long long sum = 0;
+
+    for (int i = 0; i < s->npids; i++) {
+        char p[64], buf[1024];
+        unsigned long long ut, st;
+        FILE *f;
+        char *q;
+
+        snprintf(p, sizeof(p), "/proc/%d/stat", (int)s->pids[i]);
+        f = fopen(p, "r");
+        if (f == NULL) {
+            continue;
+        }
+        if (fgets(buf, sizeof(buf), f) != NULL && (q = strrchr(buf, ')')) != NULL &&
+            sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) ==
+                2) {
+            sum += (long long)(ut + st);
+        }
+        fclose(f);
+    }
+    return sum;
+}
+
+/* Sum of a /proc/PID/status field (kB) over the server processes. */
+static long server_status_kb(const struct server *s, const char *field)
+{
+    long sum = 0;
+    size_t fl = strlen(field);
+
+    for (int i = 0; i < s->npids; i++) {
+        char p[64], line[256];
+        FILE *f;
+
+        snprintf(p, sizeof(p), "/proc/%d/status", (int)s->pids[i]);
+        f = fopen(p, "r");
+        if (f == NULL) {
+            continue;
+        }
+        while (fgets(line, sizeof(line), f) != NULL) {
+            if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+                sum += strtol(line + fl + 1, NULL, 10);
+                break;
+            }
+        }
+        fclose(f);
+    }
+    return sum;
+}
+
+/* ---- one run ------------------------------------------------------------ */
+
+struct result {
+    double ops_s, p50, p90, p99, p999; /* latencies in µs */
+    double cpu_us_op, client_cpu_us_op;
+    long rss_kb;
+    long errors;
+    bool ok;
+};
+
+static double cpu_self_us(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
+}
+
+static struct result run_one(int kind, int mix, int nclients, int rep)
+{
+    struct result res = {0};
+    struct server s;
+    int nthreads = opt.threads < nclients ? opt.threads : nclients;
+    struct bthread *th = calloc((size_t)nthreads, sizeof(*th));
+    struct bconn *conns = calloc((size_t)nclients, sizeof(*conns));
+    atomic_long budget = opt.count;
+    long long cpu0, cpu1;
+    double ccpu0, ccpu1;
+    int64_t t0, ws, we;
+    struct hist *h = calloc(1, sizeof(*h));
+    uint64_t ops = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+
+    /* A fresh directory for creations: an ext4 directory never shrinks, so
+     * reusing one would make every run slower than the one before. */
+    {
+        char w[700];
+
+        snprintf(w, sizeof(w), "%s/w", export_dir);
+        if (rmdir(w) < 0 && errno != ENOENT) {
+            fprintf(stderr, "vp-bench: rmdir %s: %s (files left by an earlier run)\n", w,
+                    strerror(errno));
+            res.errors++;
+        }
+        make_dir(w);
+    }
+    if (server_start(&s, kind, nclients, nclients + 64) < 0) {
+        server_stop(&s);
+        res.errors = 1;
+        total_errors++;
+        free(th);
+        free(conns);
+        free(h);
+        return res;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        th[i].conns = calloc((size_t)nclients, sizeof(struct bconn *));
+        th[i].mix = mix;
+        th[i].budget = opt.count > 0 ? &budget : NULL;
+    }
+    for (int i = 0; i < nclients; i++) {
+        struct bthread *t = &th[i % nthreads];
+
+        conns[i].fd = pc_conn_fd(s.pcs[i]);
+        conns[i].id = i;
+        conns[i].rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1) + (uint64_t)rep;
+        t->conns[t->nconns++] = &conns[i];
+    }
+    t0 = now_ns();
+    if (opt.count > 0) {
+        ws = t0;
+        we = INT64_MAX;
+    } else {
+        ws = t0 + (int64_t)(opt.warmup * 1e9);
+        we = ws + (int64_t)(opt.duration * 1e9);
+    }
+    for (int i = 0; i < nthreads; i++) {
+        th[i].ws = ws;
+        th[i].we = we;
+        th[i].t_stop = we;
+        pthread_create(&th[i].tid, NULL, thread_main, &th[i]);
+    }
+    if (opt.count > 0) {
+        cpu0 = server_cpu_ticks(&s);
+        ccpu0 = cpu_self_us();
+        for (int i = 0; i < nthreads; i++) {
+            pthread_join(th[i].tid, NULL);
+        }
+        we = now_ns();
+        cpu1 = server_cpu_ticks(&s);
+        ccpu1 = cpu_self_us();
+    } else {
+        sleep_until(ws);
+        cpu0 = server_cpu_ticks(&s);
+        ccpu0 = cpu_self_us();
+        sleep_until(we);
+        cpu1 = server_cpu_ticks(&s);
+        ccpu1 = cpu_self_us();
+        for (int i = 0; i < nthreads; i++) {
+            pthread_join(th[i].tid, NULL);
+        }
+    }
+    res.rss_kb = server_status_kb(&s, "VmHWM");
+    server_stop(&s);
+    for (int i = 0; i < nthreads; i++) {
+        for (int b = 0; b < HBUCKETS; b++) {
+            h->b[b] += th[i].hist.b[b];
+        }
+        h->n += th[i].hist.n;
+        ops += th[i].ops;
+        res.errors += (long)th[i].errors;
+        if (th[i].first_error[0] != '\0') {
+            fprintf(stderr, "vp-bench: %s/%s/%d: %lu errors, first: %s\n", server_names[kind],
+                    mix_names[mix], nclients, (unsigned long)th[i].errors, th[i].first_error);
+        }
+        free(th[i].conns);
+    }
+    res.ops_s = (double)ops / ((double)(we - ws) / 1e9);
+    res.p50 = hist_pct(h, 0.50) / 1e3;
+    res.p90 = hist_pct(h, 0.90) / 1e3;
+    res.p99 = hist_pct(h, 0.99) / 1e3;
+    res.p999 = hist_pct(h, 0.999) / 1e3;
+    res.cpu_us_op = ops > 0 ? (double)(cpu1 - cpu0) * 1e6 / (double)hz / (double)ops : 0;
+    res.client_cpu_us_op = ops > 0 ? (ccpu1 - ccpu0) / (double)ops : 0;
+    res.ok = res.errors == 0;
+    total_errors += res.errors;
+    if (csv_out != NULL) {
+        fprintf(csv_out, "%s,%s,%d,%d,%d,%.0f,%.1f,%.1f,%.1f,%.1f,%.2f,%.2f,%ld,%d,%ld\n",
+                server_names[kind], mix_names[mix], nclients, opt.pipeline, rep, res.ops_s,
+                res.p50, res.p90, res.p99, res.p999, res.cpu_us_op, res.client_cpu_us_op,
+                res.rss_kb, s.npids, res.errors);
+        fflush(csv_out);
+    }
+    if (opt.verbose) {
+        fprintf(stderr,
+                "  %-4s %-6s c=%-3d rep=%d  %9.0f ops/s  p50 %7.1f p99 %7.1f p99.9 %7.1f us  "
+                "srv %.2f us/op  cli %.2f us/op  rss %ld KiB  err %ld\n",
+                server_names[kind], mix_names[mix], nclients, rep, res.ops_s, res.p50, res.p99,
+                res.p999, res.cpu_us_op, res.client_cpu_us_op, res.rss_kb, res.errors);
+    }
+    free(th);
+    free(conns);
+    free(h);
+    return res;
+}
+
+/* ---- idle connections --------------------------------------------------- */
+
+static int run_idle(long n)
+{
+    struct server s;
+    pc_conn **pcs = calloc((size_t)n, sizeof(*pcs));
+    long rss0, rss1, hwm, ok = 0;
+    int rc = 0;
+    int64_t t0;
+
+    memset(&s, 0, sizeof(s));
+    s.kind = SRV_OURS;
+    /* server_start connects at most 1024; these are held here instead. */
+    if (server_start(&s, SRV_OURS, 0, n + 64) < 0) {
+        server_stop(&s);
+        return 1;
+    }
+    usleep(200000);
+    rss0 = server_status_kb(&s, "VmRSS");
+    t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        pc_proxy_stat st;
+        int r = pc_connect(sock_path, 5000, &pcs[i]);
+
+        if (r < 0) {
+            fprintf(stderr, "vp-bench: idle connection %ld: %s\n", i, pc_strerror(r));
+            rc = 1;
+            break;
+        }
+        /* QEMU's first request on every connection. */
+        r = pc_lstat(pcs[i], "/", &st);
+        if (r < 0) {
+            fprintf(stderr, "vp-bench: idle connection %ld: lstat /: %s\n", i, pc_strerror(r));
+            rc = 1;
+            break;
+        }
+        ok++;
+    }
+    usleep(500000);
+    rss1 = server_status_kb(&s, "VmRSS");
+    hwm = server_status_kb(&s, "VmHWM");
+    /* Prove they are all still served. */
+    for (long i = 0; i < ok; i++) {
+        pc_proxy_stat st;
+
+        if (pc_lstat(pcs[i], "//f0", &st) < 0) {
+            fprintf(stderr, "vp-bench: idle connection %ld no longer answers\n", i);
+            rc = 1;
+            break;
+        }
+    }
+    printf("idle: %ld connections held by one daemon (%.1f s to open): RSS %.1f MiB (%.1f before), "
+           "peak %.1f MiB, %.2f KiB/connection\n",
+           ok, (double)(now_ns() - t0) / 1e9, rss1 / 1024.0, rss0 / 1024.0, hwm / 1024.0,
+           ok > 0 ? (double)(rss1 - rss0) / (double)ok : 0.0);
+    if (csv_out != NULL) {
+        fprintf(csv_out, "ours,idle,%ld,1,1,0,0,0,0,0,0,0,%ld,1,%d\n", ok, hwm, rc);
+    }
+    for (long i = 0; i < n; i++) {
+        pc_free(pcs[i]);
+    }
+    free(pcs);
+    server_stop(&s);
+    if (rc != 0) {
+        total_errors++;
+    }
+    return rc;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static char own_workdir[64]; /* made by us: removed at exit */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_workdir(void)
+{
+    if (own_workdir[0] != '\0') {
+        nftw(own_workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+static int lookup(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void parse_list(const char *arg, const char *what, const char *const *names, int nnames,
+                       int *out, int *nout, int cap)
+{
+    char *copy = strdup(arg), *save = NULL;
+
+    *nout = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        int v = names != NULL ? lookup(tok, names, nnames) : atoi(tok);
+
+        if (v < 0 || (names == NULL && (v < 1 || v > 1000)) || *nout == cap) {
+            fprintf(stderr, "vp-bench: bad %s '%s'\n", what, tok);
+            exit(2);
+        }
+        out[(*nout)++] = v;
+    }
+    free(copy);
+}
+
+static void usage(int status)
+{
+    fprintf(status == 0 ? stdout : stderr,
+            "usage: vp-bench [options]\n"
+            "  --servers LIST      ours,ref,min (default: all three, alternating)\n"
+            "  --mix LIST          lstat,open,create,mixed (default lstat)\n"
+            "  --clients LIST      concurrent connections, e.g. 1,4,16,64,256 (default 1)\n"
+            "  --duration S        measured seconds per run (default 3)\n"
+            "  --warmup S          unmeasured seconds before (default 0.5)\n"
+            "  --count N           instead of a duration: N actions per run, all measured\n"
+            "  --pipeline K        requests in flight per connection (default 1, max %d)\n"
+            "  --threads N         client threads (default 1)\n"
+            "  --repeat R          runs per cell; medians are reported (default 1)\n"
+            "  --depth D           paths of 1..D components (default 2, max 3)\n"
+            "  --uid U --gid G     credentials of creations (default 0 0)\n"
+            "  --daemon-threads N  pass --threads N to virtfs-proxyd\n"
+            "  --idle N            only: hold N idle connections to virtfs-proxyd, print RSS\n"
+            "  --daemon PATH --reference PATH --minserver PATH   server binaries\n"
+            "  --workdir DIR       export tree, sockets and logs (default: a new /tmp dir)\n"
+            "  --csv FILE          one line per run;  --summary FILE  medians and ratios\n"
+            "  -v, --verbose       print every run\n",
+            MAX_PIPELINE);
+    exit(status);
+}
+
+static double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++) {
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double x = v[j];
+
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+    }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"servers", required_argument, NULL, 'S'},
+        {"mix", required_argument, NULL, 'm'},
+        {"clients", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'W'},
+        {"count", required_argument, NULL, 'n'},
+        {"pipeline", required_argument, NULL, 'k'},
+        {"threads", required_argument, NULL, 't'},
+        {"repeat", required_argument, NULL, 'r'},
+        {"depth", required_argument, NULL, 'D'},
+        {"uid", required_argument, NULL, 'u'},
+        {"gid", required_argument, NULL, 'g'},
+        {"daemon-threads", required_argument, NULL, 'T'},
+        {"idle", required_argument, NULL, 'I'},
+        {"daemon", required_argument, NULL, 1},
+        {"reference", required_argument, NULL, 2},
+        {"minserver", required_argument, NULL, 3},
+        {"workdir", required_argument, NULL, 'w'},
+        {"csv", required_argument, NULL, 4},
+        {"summary", required_argument, NULL, 5},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static struct result res[MAX_MIXES][MAX_CLIENTS_LIST][MAX_SERVERS][MAX_REPEAT];
+    char tmpl[] = "/tmp/vp-bench.XXXXXX";
+    struct rlimit rl;
+    FILE *sum = NULL;
+    int o;
+
+    opt.servers[0] = SRV_OURS;
+    opt.servers[1] = SRV_REF;
+    opt.servers[2] = SRV_MIN;
+    opt.nservers = 3;
+    opt.mixes[0] = MIX_LSTAT;
+    opt.nmixes = 1;
+    opt.clients[0] = 1;
+    opt.nclients = 1;
+    opt.daemon = "src/virtfs-proxyd";
+    opt.reference = "/usr/lib/qemu/virtfs-proxy-helper";
+    opt.minserver = "contrib/bench/minserver";
+    while ((o = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+        switch (o) {
+        case 'S':
+            parse_list(optarg, "server", server_names, 3, opt.servers, &opt.nservers,
+                       MAX_SERVERS);
+            break;
+        case 'm':
+            parse_list(optarg, "mix", mix_names, 4, opt.mixes, &opt.nmixes, MAX_MIXES);
+            break;
+        case 'c':
+            parse_list(optarg, "client count", NULL, 0, opt.clients, &opt.nclients,
+                       MAX_CLIENTS_LIST);
+            break;
+        case 'd':
+            opt.duration = atof(optarg);
+            break;
+        case 'W':
+            opt.warmup = atof(optarg);
+            break;
+        case 'n':
+            opt.count = atol(optarg);
+            break;
+        case 'k':
+            opt.pipeline = atoi(optarg);
+            if (opt.pipeline < 1 || opt.pipeline > MAX_PIPELINE) {
+                usage(2);
+            }
+            break;
+        case 't':
+            opt.threads = atoi(optarg) > 0 ? atoi(optarg) : 1;
+            break;
+        case 'r':
+            opt.repeat = atoi(optarg);
+            if (opt.repeat < 1 || opt.repeat > MAX_REPEAT) {
+                usage(2);
+            }
+            break;
+        case 'D':
+            opt.depth = atoi(optarg);
+            if (opt.depth < 1 || opt.depth > 3) {
+                usage(2);
+            }
+            break;
+        case 'u':
+            opt.uid = (int32_t)atol(optarg);
+            break;
+        case 'g':
+            opt.gid = (int32_t)atol(optarg);
+            break;
+        case 'T':
+            opt.daemon_threads = atoi(optarg);
+            break;
+        case 'I':
+            opt.idle = atol(optarg);
+            break;
+        case 1:
+            opt.daemon = optarg;
+            break;
+        case 2:
+            opt.reference = optarg;
+            break;
+        case 3:
+            opt.minserver = optarg;
+            break;
+        case 'w':
+            opt.workdir = optarg;
+            break;
+        case 4:
+            opt.csv = optarg;
+            break;
+        case 5:
+            opt.summary = optarg;
+            break;
+        case 'v':
+            opt.verbose = true;
+            break;
+        case 'h':
+            usage(0);
+            break;
+        default:
+            usage(2);
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* Thousands of sockets, on this side and (inherited) the daemon's. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (opt.idle > 0 && (rlim_t)(opt.idle + 64) > rl.rlim_cur) {
+        fprintf(stderr, "vp-bench: --idle %ld needs RLIMIT_NOFILE > %ld (hard limit %lu)\n",
+                opt.idle, opt.idle + 64, (unsigned long)rl.rlim_max);
+        return 2;
+    }
+    if (opt.workdir == NULL) {
+        if (mkdtemp(tmpl) == NULL) {
+            perror("vp-bench: mkdtemp");
+            return 2;
+        }
+        opt.workdir = tmpl;
+        snprintf(own_workdir, sizeof(own_workdir), "%s", tmpl);
+        atexit(rm_workdir);
+    } else {
+        mkdir(opt.workdir, 0755);
+    }
+    snprintf(export_dir, sizeof(export_dir), "%s/export", opt.workdir);
+    snprintf(sock_path, sizeof(sock_path), "%s/sock", opt.workdir);
+    snprintf(log_path, sizeof(log_path), "%s/servers.log", opt.workdir);
+    make_tree();
+    for (int i = 0; i < opt.nservers; i++) {
+        const char *bin = opt.servers[i] == SRV_OURS  ? opt.daemon
+                          : opt.servers[i] == SRV_REF ? opt.reference
+                                                      : opt.minserver;
+
+        if (access(bin, X_OK) != 0) {
+            fprintf(stderr, "vp-bench: %s server %s: %s\n", server_names[opt.servers[i]], bin,
+                    strerror(errno));
+            return 2;
+        }
+    }
+    if (opt.csv != NULL) {
+        bool fresh = access(opt.csv, F_OK) != 0;
+
+        csv_out = fopen(opt.csv, "a");
+        if (csv_out == NULL) {
+            perror(opt.csv);
+            return 2;
+        }
+        if (fresh) {
+            fprintf(csv_out, "server,mix,clients,pipeline,rep,ops_s,p50_us,p90_us,p99_us,"
+                             "p999_us,server_cpu_us_op,client_cpu_us_op,server_peak_rss_kib,"
+                             "server_procs,errors\n");
+        }
+    }
+    if (opt.idle > 0) {
+        return run_idle(opt.idle);
+    }
+    for (int i = 0; i < opt.nclients; i++) {
+        if (opt.clients[i] > 1000) {
+            usage(2);
+        }
+    }
+
+    /* Alternate servers inside every repetition so that drift of the
+     * machine hits all of them alike. */
+    for (int r = 0; r < opt.repeat; r++) {
+        for (int m = 0; m < opt.nmixes; m++) {
+            for (int c = 0; c < opt.nclients; c++) {
+                for (int sv = 0; sv < opt.nservers; sv++) {
+                    int k = (sv + r) % opt.nservers; /* rotate who goes first */
+
+                    res[m][c][k][r] = run_one(opt.servers[k], opt.mixes[m], opt.clients[c], r);
+                }
+            }
+        }
+    }
+
+    if (opt.summary != NULL) {
+        bool fresh = access(opt.summary, F_OK) != 0;
+
+        sum = fopen(opt.summary, "a");
+        if (sum != NULL && fresh) {
+            fprintf(sum, "mix,clients,pipeline");
+            for (int k = 0; k < 3; k++) {
+                fprintf(sum, ",%s_ops_s,%s_p50_us,%s_p99_us,%s_p999_us,%s_cpu_us_op,%s_rss_kib",
+                        server_names[k], server_names[k], server_names[k], server_names[k],
+                        server_names[k], server_names[k]);
+            }
+            fprintf(sum, ",ours_vs_ref_ops,ours_vs_min_ops,ours_vs_ref_cpu,errors\n");
+        }
+    }
+    printf("%-6s %5s  %-4s %10s %9s %9s %9s %10s %10s %10s\n", "mix", "conns", "srv", "ops/s",
+           "p50 us", "p99 us", "p99.9 us", "srv us/op", "peak RSS", "vs ours");
+    for (int m = 0; m < opt.nmixes; m++) {
+        for (int c = 0; c < opt.nclients; c++) {
+            double med[MAX_SERVERS][6] = {{0}};
+            long rss[MAX_SERVERS] = {0}, errs = 0;
+            bool have[MAX_SERVERS] = {false};
+
+            for (int sv = 0; sv < opt.nservers; sv++) {
+                int kind = opt.servers[sv];
+                double v[6][MAX_REPEAT];
+
+                for (int r = 0; r < opt.repeat; r++) {
+                    const struct result *x = &res[m][c][sv][r];
+
+                    v[0][r] = x->ops_s;
+                    v[1][r] = x->p50;
+                    v[2][r] = x->p99;
+                    v[3][r] = x->p999;
+                    v[4][r] = x->cpu_us_op;
+                    v[5][r] = x->client_cpu_us_op;
+                    rss[kind] = x->rss_kb > rss[kind] ? x->rss_kb : rss[kind];
+                    errs += x->errors;
+                }
+                for (int f = 0; f < 6; f++) {
+                    med[kind][f] = median(v[f], opt.repeat);
+                }
+                have[kind] = true;
+            }
+            for (int sv = 0; sv < opt.nservers; sv++) {
+                int kind = opt.servers[sv];
+                char ratio[32] = "";
+
+                if (kind != SRV_OURS && have[SRV_OURS] && med[kind][0] > 0) {
+                    snprintf(ratio, sizeof(ratio), "%.2fx", med[SRV_OURS][0] / med[kind][0]);
+                }
+                printf("%-6s %5d  %-4s %10.0f %9.1f %9.1f %9.1f %10.2f %8.1fM %10s\n",
+                       mix_names[opt.mixes[m]], opt.clients[c], server_names[kind],
+                       med[kind][0], med[kind][1], med[kind][2], med[kind][3], med[kind][4],
+                       rss[kind] / 1024.0, ratio);
+            }
+            if (sum != NULL) {
+                fprintf(sum, "%s,%d,%d", mix_names[opt.mixes[m]], opt.clients[c], opt.pipeline);
+                for (int k = 0; k < 3; k++) {
+                    if (have[k]) {
+                        fprintf(sum, ",%.0f,%.1f,%.1f,%.1f,%.2f,%ld", med[k][0], med[k][1],
+                                med[k][2], med[k][3], med[k][4], rss[k]);
+                    } else {
+                        fprintf(sum, ",,,,,,");
+                    }
+                }
+                fprintf(sum, ",%.3f,%.3f,%.3f,%ld\n",
+                        have[0] && have[1] && med[1][0] > 0 ? med[0][0] / med[1][0] : 0.0,
+                        have[0] && have[2] && med[2][0] > 0 ? med[0][0] / med[2][0] : 0.0,
+                        have[0] && have[1] && med[1][4] > 0 ? med[0][4] / med[1][4] : 0.0,
+                        errs);
+            }
+        }
+    }
+    if (sum != NULL) {
+        fclose(sum);
+    }
+    if (csv_out != NULL) {
+        fclose(csv_out);
+    }
+    if (total_errors > 0) {
+        fprintf(stderr, "vp-bench: %ld errors (wrong or missing replies)\n", total_errors);
+        return 1;
+    }
+    return 0;
+}
