@@ -48,11 +48,13 @@ static struct {
     struct event *respawn;
     bool stopping;
     pthread_cond_t all_gone; /* signalled when the last lane thread exits */
+    GArray *finished;        /* pthread_t of exited threads, to be joined */
 } lanes = {.lock = PTHREAD_MUTEX_INITIALIZER, .all_gone = PTHREAD_COND_INITIALIZER};
 
 void lanes_init(unsigned max_threads, unsigned idle_seconds, struct event *respawn)
 {
     lanes.by_id = g_hash_table_new(g_int64_hash, g_int64_equal);
+    lanes.finished = g_array_new(FALSE, FALSE, sizeof(pthread_t));
     g_queue_init(&lanes.starving);
     lanes.max_threads = max_threads;
     lanes.idle_seconds = idle_seconds;
@@ -143,7 +145,12 @@ static void *lane_main(void *arg)
         pthread_cond_destroy(&lane->wake);
         free(lane);
     }
-    if (!g_queue_is_empty(&lanes.starving) && !lanes.stopping) {
+    /* Joined by lanes_respawn (or lanes_stop): a thread that has switched
+     * credentials must be gone for good before the process exits. */
+    pthread_t self = pthread_self();
+
+    g_array_append_val(lanes.finished, self);
+    if (!lanes.stopping) {
         event_active(lanes.respawn, 0, 0);
     }
     if (lanes.threads == 0) {
@@ -162,7 +169,6 @@ static int spawn_locked(struct lane *lane)
     int rc;
 
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, LANE_STACK_SIZE);
     rc = pthread_create(&tid, &attr, lane_main, lane);
     pthread_attr_destroy(&attr);
@@ -239,9 +245,20 @@ void lanes_submit(struct lane_job *job)
     pthread_mutex_unlock(&lanes.lock);
 }
 
+/* Joins the threads that have exited; called with lanes.lock held.  They
+ * have nothing left to do but return, so the wait is short. */
+static void join_finished_locked(void)
+{
+    for (guint i = 0; i < lanes.finished->len; i++) {
+        pthread_join(g_array_index(lanes.finished, pthread_t, i), NULL);
+    }
+    g_array_set_size(lanes.finished, 0);
+}
+
 void lanes_respawn(void)
 {
     pthread_mutex_lock(&lanes.lock);
+    join_finished_locked();
     while (lanes.threads < lanes.max_threads && !g_queue_is_empty(&lanes.starving)) {
         struct lane *lane = g_queue_pop_head(&lanes.starving);
 
@@ -274,6 +291,9 @@ int lanes_stop(unsigned int timeout_s)
         rc = pthread_cond_timedwait(&lanes.all_gone, &lanes.lock, &deadline);
     }
     rc = lanes.threads > 0 ? -ETIMEDOUT : 0;
+    if (lanes.finished != NULL) {
+        join_finished_locked();
+    }
     pthread_mutex_unlock(&lanes.lock);
     return rc;
 }

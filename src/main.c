@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -297,6 +298,17 @@ static int check_inherited_socket(int fd)
 
 /* ---- run time ------------------------------------------------------------ */
 
+static void block_stop_signals(bool block)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
 static struct {
     const struct options *opt;
     struct event_base *base;
@@ -438,6 +450,9 @@ static int run(const struct options *o, const struct settings *set, struct expor
     } else if (service_start(daemon_state.base) < 0) {
         return -EIO;
     }
+    /* Threads started above inherited the blocked mask: signals go to
+     * this thread, whose loop handles them. */
+    block_stop_signals(false);
     event_base_dispatch(daemon_state.base);
     service_stop();
     /* Threads stuck in a system call (a hung filesystem) are left to exit
@@ -480,10 +495,13 @@ static struct settings *settings_from_options(const struct options *o)
 int main(int argc, char **argv)
 {
     struct export *ex = NULL;
-    struct settings *set;
+    struct settings *set = NULL;
     struct options o;
-    int ret;
+    int ret = -EINVAL;
 
+    /* The socket path appears before the event loop runs: hold the stop
+     * signals until their handlers exist, or an early SIGTERM kills. */
+    block_stop_signals(true);
     parse_options(argc, argv, &o);
     daemon_state.opt = &o;
     log_setup(false, o.log_level);
@@ -493,7 +511,8 @@ int main(int argc, char **argv)
         set = settings_load(o.config, &error);
         if (set == NULL) {
             log_error("%s", error->message);
-            return EXIT_FAILURE;
+            g_error_free(error);
+            goto out;
         }
         if (o.log_level_given) {
             set->log_level = o.log_level;
@@ -504,18 +523,18 @@ int main(int argc, char **argv)
     }
     if (geteuid() != 0) {
         log_error("must run as root: it serves guests of every uid");
-        return EXIT_FAILURE;
+        goto out;
     }
     if (o.fd >= 0) {
         if (check_inherited_socket((int)o.fd) < 0 || (ex = ops_export_new(o.path)) == NULL) {
-            return EXIT_FAILURE;
+            goto out;
         }
         atomic_store(&ex->allow_devices, o.allow_devices);
         atomic_store(&ex->readonly, o.readonly);
     } else {
         raise_fd_limit(set->max_conns);
         if (service_prepare(set) < 0) {
-            return EXIT_FAILURE;
+            goto out;
         }
     }
     /* Modes from the guest are applied exactly, setuid bits included. */
@@ -524,16 +543,17 @@ int main(int argc, char **argv)
     if (!o.nodaemon) {
         if (daemon(0, 0) < 0) {
             log_error("daemon: %m");
-            return EXIT_FAILURE;
+            goto out;
         }
         log_setup(true, set->log_level);
     }
     /* Everything below runs with the reduced privileges, in every thread. */
     if (ops_init() < 0 || caps_drop_daemon() < 0) {
-        service_stop();
-        return EXIT_FAILURE;
+        goto out;
     }
     ret = run(&o, set, ex, (int)o.fd);
+out:
+    service_stop();
     if (ex != NULL) {
         ops_export_unref(ex);
     }

@@ -55,7 +55,7 @@ run_kind() {
     echo "== $name: make check"
     (
         cd "$dir" || exit 1
-        export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:exitcode=23:abort_on_error=0"
+        export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:exitcode=23:abort_on_error=0:fast_unwind_on_malloc=0"
         export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
         export TSAN_OPTIONS="log_path=$reports/tsan:halt_on_error=0:exitcode=66:second_deadlock_stack=1"
         export STRESS_CONNS=${STRESS_CONNS:-$([[ $name == tsan ]] && echo 200 || echo 1000)}

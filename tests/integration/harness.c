@@ -22,10 +22,12 @@
 
 void vt_init(int *argc, char ***argv)
 {
-    /* GLib >= 2.62 prints TAP by default; --tap keeps it so everywhere. */
-    char **args = g_new0(char *, (size_t)*argc + 2);
+    /* GLib >= 2.62 prints TAP by default; --tap keeps it so everywhere.
+     * Static: g_test_init keeps pointers into it until the program ends. */
+    static char *args[64];
     int n = 0;
 
+    g_assert_cmpint(*argc, <, (int)G_N_ELEMENTS(args) - 1);
     args[n++] = (*argv)[0];
     args[n++] = (char *)"--tap";
     for (int i = 1; i < *argc; i++) {

@@ -109,7 +109,11 @@ static void test_reload(void)
     g_assert_false(vt_exists(sock_a));
     g_assert_true(lstat_ok(ca));
     vt_assert_rc(pc_mkdir(ca, 0, 0, "//still-served", 0755), 0);
-    g_assert_true(vt_exists(g_build_filename(dir_a, "still-served", NULL)));
+    {
+        g_autofree char *made = g_build_filename(dir_a, "still-served", NULL);
+
+        g_assert_true(vt_exists(made));
+    }
     /* ... and b became writable for the connection it already had. */
     vt_assert_rc(pc_mkdir(cb, 0, 0, "//made-on-b", 0755), 0);
 
@@ -153,5 +157,10 @@ int main(int argc, char **argv)
     g_test_add_func("/reload/add-reject-remove", test_reload);
     ret = g_test_run();
     vt_server_free(srv);
+    g_free(conf);
+    g_free(dir_a);
+    g_free(dir_b);
+    g_free(sock_a);
+    g_free(sock_b);
     return ret;
 }

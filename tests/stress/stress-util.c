@@ -29,9 +29,12 @@ int64_t st_now_ms(void)
 
 void st_init(int *argc, char ***argv)
 {
-    char **args = g_new0(char *, (size_t)*argc + 2);
+    /* GLib >= 2.62 prints TAP by default; --tap keeps it so everywhere.
+     * Static: g_test_init keeps pointers into it until the program ends. */
+    static char *args[64];
     int n = 0;
 
+    g_assert_cmpint(*argc, <, (int)G_N_ELEMENTS(args) - 1);
     args[n++] = (*argv)[0];
     args[n++] = (char *)"--tap";
     for (int i = 1; i < *argc; i++) {
@@ -59,12 +62,22 @@ bool st_require(void)
     return true;
 }
 
-char *st_path(const char *dir, const char *rel)
+/* Paths live as long as the test program: tests use them inline. */
+static GPtrArray *st_paths;
+
+const char *st_path(const char *dir, const char *rel)
 {
+    char *path;
+
     while (*rel == '/') {
         rel++;
     }
-    return g_build_filename(dir, rel, NULL);
+    path = g_build_filename(dir, rel, NULL);
+    if (st_paths == NULL) {
+        st_paths = g_ptr_array_new_with_free_func(g_free);
+    }
+    g_ptr_array_add(st_paths, path);
+    return path;
 }
 
 void st_write(const char *path, const char *content)

@@ -44,7 +44,8 @@ int st_wait_fds(pid_t pid, int want, int timeout_ms);
 pc_conn *st_connect(st_daemon *d);
 /* Raise RLIMIT_NOFILE of this process to at least n. */
 void st_raise_nofile(unsigned long n);
-char *st_path(const char *dir, const char *rel);
+/* dir/rel; owned by the library and kept until the program exits. */
+const char *st_path(const char *dir, const char *rel);
 void st_write(const char *path, const char *content);
 int64_t st_now_ms(void);
 

@@ -246,15 +246,9 @@ static void test_escape(void)
         lstat(path, &canary_st[i]);
         g_free(path);
     }
-    path = st_path(daemon_->export_dir, "a");
-    mkdir(path, 0755);
-    g_free(path);
-    path = st_path(daemon_->export_dir, "a/f");
-    st_write(path, "inside\n");
-    g_free(path);
-    path = st_path(daemon_->export_dir, "a/g");
-    st_write(path, "inside\n");
-    g_free(path);
+    mkdir(st_path(daemon_->export_dir, "a"), 0755);
+    st_write(st_path(daemon_->export_dir, "a/f"), "inside\n");
+    st_write(st_path(daemon_->export_dir, "a/g"), "inside\n");
     /* Targets for "a" resolved by the daemon: "/" is the export root there. */
     st_write(st_path(daemon_->export_dir, "f"), "decoy\n");
     st_write(st_path(daemon_->export_dir, "g"), "decoy\n");

@@ -296,7 +296,7 @@ static void test_sizes(void)
     pc_conn *c = st_connect(daemon_);
     static const int32_t bad_readlink[] = {-1, 0, 1, INT32_MIN, 0x7fffffff, 65537};
     static const int32_t bad_xattr[] = {-1, INT32_MIN, 0x7fffffff, 65535, 65536};
-    char *host = st_path(daemon_->export_dir, "file");
+    const char *host = st_path(daemon_->export_dir, "file");
     char buf[16];
     size_t len = 0;
     uint8_t val[64];
@@ -333,7 +333,6 @@ static void test_sizes(void)
     st_check(pc_lgetxattr(c, 0, "//file", "user.k", NULL, 0, NULL) == 6, "probe");
     st_check(pc_lgetxattr(c, 6, "//file", "user.k", val, sizeof(val), &len) == 0 && len == 6,
              "fetch");
-    g_free(host);
     pc_free(c);
 }
 
@@ -414,7 +413,7 @@ static void test_frame_timeout_streaming(void)
 
 static void test_disconnects(void)
 {
-    char *host = st_path(daemon_->export_dir, "big");
+    const char *host = st_path(daemon_->export_dir, "big");
     char *value = g_malloc(4000);
     uint8_t *stream = g_malloc(256 * 64);
     size_t n = 0;
@@ -455,7 +454,6 @@ static void test_disconnects(void)
         g_free(r);
     }
     check_fds_back("disconnects mid-request and mid-reply");
-    g_free(host);
     g_free(value);
     g_free(stream);
 }

@@ -215,14 +215,15 @@ static void *client_main(void *arg)
 
 static void prepare_export(void)
 {
-    char *big = st_path(daemon_->export_dir, "big");
+    const char *big = st_path(daemon_->export_dir, "big");
     char *value = g_malloc(BIG_VALUE);
 
     st_write(big, "");
     memset(value, 'b', BIG_VALUE);
     setxattr(big, "user.big", value, BIG_VALUE, 0);
     for (int i = 0; i < nconns; i++) {
-        char rel[64], *dir, *f, *l;
+        char rel[64], *f, *l;
+        const char *dir;
 
         snprintf(rel, sizeof(rel), "c%d", i);
         dir = st_path(daemon_->export_dir, rel);
@@ -232,11 +233,9 @@ static void prepare_export(void)
         st_write(f, "hello world\n");
         setxattr(f, "user.k", "value1", 6, 0);
         symlink("f", l);
-        g_free(dir);
         g_free(f);
         g_free(l);
     }
-    g_free(big);
     g_free(value);
 }
 
