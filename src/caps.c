@@ -7,6 +7,7 @@
 
 #include <cap-ng.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -28,7 +29,7 @@ static int verify_daemon_caps(void)
 
         if (capng_have_capability(CAPNG_EFFECTIVE, cap) != want ||
             capng_have_capability(CAPNG_PERMITTED, cap) != want ||
-            capng_have_capability(CAPNG_INHERITABLE, cap) ||
+            capng_have_capability(CAPNG_INHERITABLE, cap) != want ||
             prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0) {
             log_error("capability %s is not as it should be after dropping privileges",
                       capng_capability_to_name(cap));
@@ -44,6 +45,10 @@ static int verify_daemon_caps(void)
 
 int caps_drop_daemon(void)
 {
+    /* A process started by a live upgrade inherits an empty bounding set
+     * (and no CAP_SETPCAP to clear it with): nothing to do there. */
+    bool bounds_full = prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) > 0;
+
     if (setgroups(0, NULL) < 0) {
         log_error("setgroups: %m");
         return -errno;
@@ -52,11 +57,25 @@ int caps_drop_daemon(void)
         log_error("prctl(PR_SET_NO_NEW_PRIVS): %m");
         return -errno;
     }
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     capng_clear(CAPNG_SELECT_ALL);
+    /* Inheritable too: a live upgrade passes these, and only these, to the
+     * new program as ambient capabilities (caps_exec_child).  They must be
+     * set while the bounding set still holds them. */
     for (size_t i = 0; i < sizeof(daemon_caps) / sizeof(daemon_caps[0]); i++) {
-        capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, daemon_caps[i]);
+        capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE,
+                     daemon_caps[i]);
     }
-    if (capng_apply(CAPNG_SELECT_ALL) < 0) {
+    if (bounds_full) {
+        /* Keep CAP_SETPCAP just long enough to empty the bounding set. */
+        capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_SETPCAP);
+        if (capng_apply(CAPNG_SELECT_CAPS) < 0 || capng_apply(CAPNG_SELECT_BOUNDS) < 0) {
+            log_error("cannot drop capabilities (is the daemon running as root?)");
+            return -EPERM;
+        }
+        capng_update(CAPNG_DROP, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_SETPCAP);
+    }
+    if (capng_apply(CAPNG_SELECT_CAPS) < 0) {
         log_error("cannot drop capabilities (is the daemon running as root?)");
         return -EPERM;
     }
@@ -84,6 +103,17 @@ int caps_enter_lane(uid_t uid, gid_t gid)
     if (capng_apply(CAPNG_SELECT_CAPS) < 0) {
         log_error("lane %u:%u: cannot set capabilities", (unsigned)uid, (unsigned)gid);
         return -EPERM;
+    }
+    return 0;
+}
+
+int caps_exec_child(void)
+{
+    /* Raw prctl only: this runs between fork() and execve(). */
+    for (size_t i = 0; i < sizeof(daemon_caps) / sizeof(daemon_caps[0]); i++) {
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, daemon_caps[i], 0, 0) < 0) {
+            return -errno;
+        }
     }
     return 0;
 }

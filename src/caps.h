@@ -9,9 +9,9 @@
     ((1ull << 0) | (1ull << 1) | (1ull << 3) | (1ull << 4) | (1ull << 6) | (1ull << 7) |           \
      (1ull << 27))
 
-/* Reduces the whole process to CAPS_DAEMON_MASK, clears the bounding,
- * inheritable and ambient sets and supplementary groups, and sets
- * no_new_privs; then verifies the result.  Must run before any thread
+/* Reduces the whole process to CAPS_DAEMON_MASK (effective, permitted and
+ * inheritable), clears the bounding and ambient sets and supplementary
+ * groups, and sets no_new_privs; then verifies the result.  Must run before any thread
  * exists: capabilities are per thread and new threads inherit them. */
 int caps_drop_daemon(void);
 
@@ -19,5 +19,10 @@ int caps_drop_daemon(void);
  * groups.  Unless both are 0 the thread keeps just CAP_DAC_OVERRIDE, and
  * cannot switch back: the lane thread is bound to this identity for life. */
 int caps_enter_lane(uid_t uid, gid_t gid);
+
+/* In a child about to execute the new program of a live upgrade: lets the
+ * daemon's capabilities (and no others: the bounding set is empty) survive
+ * execve as ambient capabilities.  Async-signal-safe. */
+int caps_exec_child(void);
 
 #endif

@@ -8,7 +8,9 @@
  *   BACKLOG   the peer does not read its replies; input waits until the
  *             output queue has drained (a stuck guest stalls only itself);
  *   DRAINING  no further requests (shutdown, or the peer closed its side):
- *             the connection ends once its last reply is written.
+ *             the connection ends once its last reply is written;
+ *   PARKED    quiet between two requests for a live upgrade: nothing is read
+ *             or written until it is handed to the new process, or resumed.
  *
  * Frames are parsed in the worker's receive buffer; bytes that do not form
  * a whole frame yet, or that wait behind a lane, are kept in c->pending
@@ -41,9 +43,9 @@
 /* Queued output beyond which a connection's input is no longer read. */
 #define CONN_OUT_HIGH (256 * 1024)
 
-enum conn_state { CONN_READING, CONN_IN_LANE, CONN_BACKLOG, CONN_DRAINING };
+enum conn_state { CONN_READING, CONN_IN_LANE, CONN_BACKLOG, CONN_DRAINING, CONN_PARKED };
 
-static const char *const state_names[] = {"reading", "in-lane", "backlog", "draining"};
+static const char *const state_names[] = {"reading", "in-lane", "backlog", "draining", "parked"};
 
 struct outmsg {
     struct outmsg *next;
@@ -66,6 +68,7 @@ struct conn {
     bool failed;     /* end now; the reason is logged */
     bool lane_busy;  /* a lane_job points at this connection */
     bool timer_armed; /* ev_timer counts down a half-received frame */
+    bool park_wanted; /* an upgrade waits for this connection to be quiet */
     uint8_t *pending;
     size_t pending_len;
     struct outmsg *out_head, *out_tail;
@@ -326,7 +329,8 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
 {
     size_t off = 0;
 
-    for (int budget = CONN_BUDGET; c->state == CONN_READING && !c->failed; budget--) {
+    for (int budget = CONN_BUDGET; c->state == CONN_READING && !c->failed && !c->park_wanted;
+         budget--) {
         struct proto_hdr hdr;
         int ret;
 
@@ -442,6 +446,16 @@ static void conn_settle(struct conn *c)
         conn_free(c);
         return;
     }
+    if (c->park_wanted && c->state == CONN_READING && !c->lane_busy && c->out_head == NULL) {
+        /* Between two requests: whatever input is buffered, whole frames
+         * included, travels with the connection and is answered there. */
+        conn_set_state(c, CONN_PARKED);
+        c->park_wanted = false;
+        conn_watch_input(c, false);
+        conn_stop_timer(c);
+        worker_conn_parked(c->w);
+        return;
+    }
     conn_watch_input(c, c->state == CONN_READING);
     if (c->state == CONN_READING && c->pending_len > 0) {
         if (!c->timer_armed) {
@@ -485,7 +499,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     if (len > 0) {
         memcpy(buf, c->pending, len);
     }
-    if (len < WORKER_RBUF_SIZE && !c->eof) {
+    if (len < WORKER_RBUF_SIZE && !c->eof && !c->park_wanted) {
         ssize_t n = recv(c->fd, buf + len, WORKER_RBUF_SIZE - len, MSG_DONTWAIT);
 
         if (n > 0) {
@@ -569,4 +583,55 @@ void conn_drain(struct conn *c)
         conn_set_state(c, CONN_DRAINING);
     }
     conn_settle(c);
+}
+
+/* ---- live upgrade ---------------------------------------------------------- */
+
+void conn_park(struct conn *c)
+{
+    if (c->state != CONN_PARKED) {
+        c->park_wanted = true;
+        conn_settle(c);
+    }
+}
+
+bool conn_parked(const struct conn *c)
+{
+    return c->state == CONN_PARKED;
+}
+
+void conn_unpark(struct conn *c)
+{
+    c->park_wanted = false;
+    if (c->state == CONN_PARKED) {
+        conn_set_state(c, CONN_READING);
+        conn_resume(c);
+        conn_settle(c);
+    }
+}
+
+void conn_describe(const struct conn *c, struct conn_handover *h)
+{
+    h->fd = c->fd;
+    h->ex = c->ex;
+    h->peer_pid = c->peer_pid;
+    h->peer_uid = c->peer_uid;
+    h->pending = c->pending;
+    h->pending_len = c->pending_len;
+}
+
+void conn_set_pending(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (len == 0) {
+        return;
+    }
+    c->pending = malloc(len);
+    if (c->pending == NULL) {
+        conn_fail(c, "out of memory adopting buffered input");
+        conn_settle(c);
+        return;
+    }
+    memcpy(c->pending, data, len);
+    c->pending_len = len;
+    event_active(c->ev_read, EV_READ, 0);
 }

@@ -157,8 +157,8 @@ static void relink(struct listener *l)
     }
 }
 
-struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct export *ex,
-                                 unsigned int max_conns)
+static struct listener *listener_alloc(const char *path, uid_t uid, gid_t gid, struct export *ex,
+                                       unsigned int max_conns)
 {
     struct sockaddr_un sun;
     struct listener *l;
@@ -191,11 +191,74 @@ struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct 
         listener_free(l);
         return NULL;
     }
-    if (clear_stale_socket(l->path) < 0 || prepare_private_dir(l) < 0 || bind_socket(l) < 0) {
+    return l;
+}
+
+struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct export *ex,
+                                 unsigned int max_conns)
+{
+    struct listener *l = listener_alloc(path, uid, gid, ex, max_conns);
+
+    if (l != NULL &&
+        (clear_stale_socket(l->path) < 0 || prepare_private_dir(l) < 0 || bind_socket(l) < 0)) {
         listener_free(l);
         return NULL;
     }
     return l;
+}
+
+struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid,
+                                struct export *ex, unsigned int max_conns)
+{
+    struct listener *l = listener_alloc(path, uid, gid, ex, max_conns);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    struct stat st;
+
+    if (l == NULL) {
+        close(fd);
+        return NULL;
+    }
+    l->fd = fd;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening ||
+        stat(l->private_path, &st) < 0) {
+        log_error("cannot take over the socket of %s: %m", l->path);
+        listener_free(l);
+        return NULL;
+    }
+    l->ino = st.st_ino;
+    l->own_dir = true;
+    if (l->uid != uid || l->gid != gid) {
+        listener_set_owner(l, uid, gid);
+    }
+    return l;
+}
+
+int listener_fd(const struct listener *l)
+{
+    return l->evl != NULL ? evconnlistener_get_fd(l->evl) : l->fd;
+}
+
+void listener_pause(struct listener *l, bool pause)
+{
+    if (l->evl == NULL) {
+        return;
+    }
+    if (pause) {
+        evconnlistener_disable(l->evl);
+        evtimer_del(l->ev_resume);
+    } else {
+        evconnlistener_enable(l->evl);
+    }
+}
+
+void listener_abandon(struct listener *l)
+{
+    if (l != NULL) {
+        l->ino = 0; /* the new process owns the socket files now */
+        l->own_dir = false;
+        listener_free(l);
+    }
 }
 
 /* SO_PEERCRED, and whether the peer is root or the socket's owner or

@@ -2,6 +2,7 @@
 #ifndef VP_LISTENER_H
 #define VP_LISTENER_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct event_base;
@@ -14,6 +15,16 @@ struct listener;
  * Needs no event loop, so it can run before daemonizing. */
 struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct export *ex,
                                  unsigned int max_conns);
+/* Live upgrade: the new process takes over the listening socket fd that the
+ * old one bound at path. */
+struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid,
+                                struct export *ex, unsigned int max_conns);
+int listener_fd(const struct listener *l);
+/* Stops (or resumes) accepting; peers wait in the backlog meanwhile. */
+void listener_pause(struct listener *l, bool pause);
+/* Frees the listener but leaves its socket files to the new process. */
+void listener_abandon(struct listener *l);
+
 /* Starts accepting on base. */
 int listener_start(struct listener *l, struct event_base *base);
 /* Reload: new connections get ex; the socket changes owner; the limit

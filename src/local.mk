@@ -5,6 +5,7 @@ src_libvirtfsproxyd_a_SOURCES = \
 	src/caps.c src/caps.h \
 	src/settings.c src/settings.h \
 	src/service.c src/service.h \
+	src/upgrade.c src/upgrade.h \
 	src/conn.c src/conn.h \
 	src/lanes.c src/lanes.h \
 	src/listener.c src/listener.h \

@@ -26,6 +26,7 @@
 #include "lanes.h"
 #include "service.h"
 #include "settings.h"
+#include "upgrade.h"
 #include "log.h"
 #include "ops.h"
 #include "worker.h"
@@ -38,7 +39,7 @@
 struct options {
     char *config;
     bool log_level_given;
-    const char *path;
+    char *path;
     const char *socket;
     long uid, gid, fd; /* -1: not given */
     bool nodaemon;
@@ -48,6 +49,7 @@ struct options {
     unsigned long threads;
     unsigned long max_conns;
     unsigned long frame_timeout;
+    long takeover_fd; /* -1, or the state left by a live upgrade */
 };
 
 enum {
@@ -58,6 +60,7 @@ enum {
     OPT_MAX_CONNS,
     OPT_FRAME_TIMEOUT,
     OPT_VERSION,
+    OPT_TAKEOVER,
 };
 
 static const struct option long_options[] = {
@@ -76,6 +79,7 @@ static const struct option long_options[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"takeover", required_argument, NULL, OPT_TAKEOVER},
     {NULL, 0, NULL, 0},
 };
 
@@ -151,6 +155,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         .uid = -1,
         .gid = -1,
         .fd = -1,
+        .takeover_fd = -1,
         .log_level = LOG_LEVEL_INFO,
         /* Half the CPUs: the guests' QEMU processes need the rest. */
         .threads = ncpu > 1 ? (unsigned long)ncpu / 2 : 1,
@@ -164,7 +169,8 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->config = g_canonicalize_filename(optarg, NULL);
             break;
         case 'p':
-            o->path = optarg;
+            /* Absolute: daemon() and a live upgrade start again from /. */
+            o->path = g_canonicalize_filename(optarg, NULL);
             break;
         case 's':
             o->socket = optarg;
@@ -210,6 +216,9 @@ static void parse_options(int argc, char **argv, struct options *o)
             if (o->frame_timeout == 0) {
                 bad_usage("--frame-timeout: at least 1 second is needed");
             }
+            break;
+        case OPT_TAKEOVER:
+            o->takeover_fd = (long)parse_number("--takeover", optarg, INT_MAX);
             break;
         case OPT_VERSION:
             printf(PACKAGE_NAME " " PACKAGE_VERSION "\n");
@@ -306,6 +315,7 @@ static void block_stop_signals(bool block)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
@@ -315,6 +325,7 @@ static struct {
     bool single; /* -f: end with the one connection */
     bool stopping;
     bool workers_stopped; /* every worker left its loop: they can be joined */
+    bool handed_over;     /* a live upgrade succeeded: the new process serves */
     struct event *ev_stopped;
     struct event *ev_grace;
 } daemon_state;
@@ -370,8 +381,20 @@ static void reload(void)
     settings_free(set);
 }
 
+static void on_handed_over(void)
+{
+    daemon_state.handed_over = true;
+    event_base_loopbreak(daemon_state.base);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+    if (sig == SIGUSR2) {
+        if (!daemon_state.stopping) {
+            upgrade_start(on_handed_over);
+        }
+        return;
+    }
     if (sig == SIGHUP) {
         if (!daemon_state.stopping) {
             reload();
@@ -383,7 +406,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void on_conn_closed(evutil_socket_t fd, short what, void *arg)
 {
-    if (daemon_state.single && workers_connections() == 0) {
+    if (daemon_state.single && !daemon_state.handed_over && workers_connections() == 0) {
         begin_shutdown("the connection closed");
     }
 }
@@ -406,10 +429,10 @@ static void on_lanes_respawn(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Runs the event loop until a stop; ex and inherited_fd are -f's. */
-static int run(const struct options *o, const struct settings *set, struct export *ex,
-               int inherited_fd)
+static int run(int argc, char **argv, const struct options *o, const struct settings *set,
+               struct export *ex, int inherited_fd)
 {
-    static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+    static const int signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
     struct event *ev_closed, *ev_respawn;
     struct worker_options wopt;
     int ret;
@@ -439,21 +462,37 @@ static int run(const struct options *o, const struct settings *set, struct expor
         log_error("cannot start worker threads");
         return ret;
     }
-    if (inherited_fd >= 0) {
+    upgrade_init(argc, argv, daemon_state.base, ex);
+    daemon_state.single = inherited_fd >= 0;
+    if (o->takeover_fd >= 0) {
+        upgrade_takeover_adopt(ex);
+    } else if (inherited_fd >= 0) {
         struct ucred peer = {0};
         socklen_t len = sizeof(peer);
 
-        daemon_state.single = true;
         getsockopt(inherited_fd, SOL_SOCKET, SO_PEERCRED, &peer, &len);
         log_info("serving %s on inherited socket %d", ex->dir, inherited_fd);
         workers_assign(inherited_fd, ex, &peer);
-    } else if (service_start(daemon_state.base) < 0) {
+    }
+    if (inherited_fd < 0 && service_start(daemon_state.base) < 0) {
         return -EIO;
+    }
+    if (o->takeover_fd >= 0) {
+        upgrade_takeover_ready();
     }
     /* Threads started above inherited the blocked mask: signals go to
      * this thread, whose loop handles them. */
     block_stop_signals(false);
     event_base_dispatch(daemon_state.base);
+    if (daemon_state.handed_over) {
+        /* The sockets and connections are the new process's now: leave
+         * them as they are, and leave no thread with other credentials. */
+        service_abandon();
+        if (lanes_stop(LANE_STOP_S) == 0) {
+            prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        }
+        return 0;
+    }
     service_stop();
     /* Threads stuck in a system call (a hung filesystem) are left to exit
      * with the process; the others are joined, so nothing is left running. */
@@ -525,6 +564,12 @@ int main(int argc, char **argv)
         log_error("must run as root: it serves guests of every uid");
         goto out;
     }
+    if (o.takeover_fd >= 0) {
+        if (upgrade_takeover_load((int)o.takeover_fd) < 0) {
+            goto out;
+        }
+        upgrade_takeover_offer_sockets();
+    }
     if (o.fd >= 0) {
         if (check_inherited_socket((int)o.fd) < 0 || (ex = ops_export_new(o.path)) == NULL) {
             goto out;
@@ -536,22 +581,26 @@ int main(int argc, char **argv)
         if (service_prepare(set) < 0) {
             goto out;
         }
+        service_drop_unclaimed();
     }
     /* Modes from the guest are applied exactly, setuid bits included. */
     umask(0);
     signal(SIGPIPE, SIG_IGN);
-    if (!o.nodaemon) {
+    /* A process started by a live upgrade is already where it should be. */
+    if (!o.nodaemon && o.takeover_fd < 0) {
         if (daemon(0, 0) < 0) {
             log_error("daemon: %m");
             goto out;
         }
+    }
+    if (!o.nodaemon) {
         log_setup(true, set->log_level);
     }
     /* Everything below runs with the reduced privileges, in every thread. */
     if (ops_init() < 0 || caps_drop_daemon() < 0) {
         goto out;
     }
-    ret = run(&o, set, ex, (int)o.fd);
+    ret = run(argc, argv, &o, set, ex, (int)o.fd);
 out:
     service_stop();
     if (ex != NULL) {
@@ -559,5 +608,6 @@ out:
     }
     settings_free(set);
     g_free(o.config);
+    g_free(o.path);
     return ret < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

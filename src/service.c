@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "listener.h"
 #include "log.h"
@@ -33,6 +34,8 @@ struct change {
 
 static GPtrArray *running; /* struct served */
 static struct event_base *loop_base;
+/* Live upgrade: listening sockets the old process handed over, by path. */
+static GHashTable *offered;
 
 static void served_free(gpointer p)
 {
@@ -86,9 +89,16 @@ static int plan(const struct settings *set, GArray *changes)
             }
         }
         if (c.old == NULL || strcmp(c.old->socket, want->socket) != 0) {
-            c.new_listener = listener_create(want->socket, want->uid, want->gid,
-                                             c.new_ex != NULL ? c.new_ex : c.old->ex,
-                                             set->max_conns);
+            struct export *ex = c.new_ex != NULL ? c.new_ex : c.old->ex;
+            gpointer fd;
+
+            if (offered != NULL && g_hash_table_steal_extended(offered, want->socket, NULL, &fd)) {
+                c.new_listener = listener_adopt(GPOINTER_TO_INT(fd), want->socket, want->uid,
+                                                want->gid, ex, set->max_conns);
+            } else {
+                c.new_listener = listener_create(want->socket, want->uid, want->gid, ex,
+                                                 set->max_conns);
+            }
             if (c.new_listener == NULL) {
                 g_array_append_val(changes, c);
                 return -EINVAL;
@@ -211,6 +221,95 @@ void service_stop(void)
     }
     for (guint i = 0; i < running->len; i++) {
         served_free(g_ptr_array_index(running, i));
+    }
+    g_ptr_array_free(running, TRUE);
+    running = NULL;
+}
+
+void service_offer_socket(const char *socket, int fd)
+{
+    if (offered == NULL) {
+        offered = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    }
+    g_hash_table_insert(offered, g_strdup(socket), GINT_TO_POINTER(fd));
+}
+
+void service_drop_unclaimed(void)
+{
+    GHashTableIter it;
+    gpointer path, fd;
+
+    if (offered == NULL) {
+        return;
+    }
+    g_hash_table_iter_init(&it, offered);
+    while (g_hash_table_iter_next(&it, &path, &fd)) {
+        g_autofree char *dir = g_path_get_dirname(path);
+        g_autofree char *base = g_path_get_basename(path);
+        g_autofree char *private_dir = g_strdup_printf("%s/.virtfs-proxyd.%s", dir, base);
+        g_autofree char *private_path = g_strdup_printf("%s/sock", private_dir);
+
+        log_info("%s is no longer configured: closing it", (char *)path);
+        close(GPOINTER_TO_INT(fd));
+        unlink(path);
+        unlink(private_path);
+        rmdir(private_dir);
+    }
+    g_hash_table_destroy(offered);
+    offered = NULL;
+}
+
+void service_pause(bool pause)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        listener_pause(((struct served *)g_ptr_array_index(running, i))->listener, pause);
+    }
+}
+
+void service_foreach_socket(void (*fn)(const char *socket, int fd, void *arg), void *arg)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        fn(s->socket, listener_fd(s->listener), arg);
+    }
+}
+
+const char *service_socket_of(const struct export *ex)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        if (s->ex == ex) {
+            return s->socket;
+        }
+    }
+    return NULL;
+}
+
+struct export *service_export_by_socket(const char *socket)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        if (strcmp(s->socket, socket) == 0) {
+            return s->ex;
+        }
+    }
+    return NULL;
+}
+
+void service_abandon(void)
+{
+    if (running == NULL) {
+        return;
+    }
+    for (guint i = 0; i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        listener_abandon(s->listener);
+        s->listener = NULL;
+        served_free(s);
     }
     g_ptr_array_free(running, TRUE);
     running = NULL;

@@ -7,7 +7,10 @@
 #ifndef VP_SERVICE_H
 #define VP_SERVICE_H
 
+#include <stdbool.h>
+
 struct event_base;
+struct export;
 struct settings;
 
 /* Creates the sockets (before daemonizing, so errors reach the terminal). */
@@ -18,5 +21,20 @@ int service_start(struct event_base *base);
 int service_reload(const struct settings *set);
 /* Stops accepting and removes every socket; connections go on. */
 void service_stop(void);
+
+/* Live upgrade, new process: listening sockets handed over by the old one,
+ * taken by service_prepare for the exports that still name them; the rest
+ * are closed and their files removed by service_drop_unclaimed. */
+void service_offer_socket(const char *socket, int fd);
+void service_drop_unclaimed(void);
+/* Live upgrade, old process. */
+void service_pause(bool pause);
+void service_foreach_socket(void (*fn)(const char *socket, int fd, void *arg), void *arg);
+/* The socket an export is served on (NULL: removed, or -f's export). */
+const char *service_socket_of(const struct export *ex);
+/* The export served on socket, or NULL. */
+struct export *service_export_by_socket(const char *socket);
+/* Forgets every export and socket, leaving the socket files in place. */
+void service_abandon(void);
 
 #endif

@@ -22,6 +22,8 @@ struct handoff {
     int fd;
     struct export *ex; /* a reference, passed on to the connection */
     struct ucred peer;
+    size_t pending_len; /* input received by a previous process */
+    uint8_t pending[];
 };
 
 static struct worker *workers;
@@ -30,6 +32,8 @@ static atomic_uint total_conns;
 static atomic_uint running_workers;
 static struct event *conn_closed_event;
 static struct event *stopped_event;
+static struct event *parked_event;
+static atomic_uint unparked_workers;
 
 static void worker_check_stopped(struct worker *w)
 {
@@ -38,11 +42,55 @@ static void worker_check_stopped(struct worker *w)
     }
 }
 
+/* Whether every connection of w is parked; the last worker to get there
+ * tells the main thread. */
+static void worker_check_parked(struct worker *w)
+{
+    GHashTableIter it;
+    gpointer c;
+
+    if (!w->parking || w->parked) {
+        return;
+    }
+    g_hash_table_iter_init(&it, w->conns);
+    while (g_hash_table_iter_next(&it, &c, NULL)) {
+        if (!conn_parked(c)) {
+            return;
+        }
+    }
+    w->parked = true;
+    if (atomic_fetch_sub(&unparked_workers, 1) == 1) {
+        event_active(parked_event, 0, 0);
+    }
+}
+
+/* Applies a park or unpark request from the main thread. */
+static void worker_apply_parking(struct worker *w, bool parking)
+{
+    GList *all;
+
+    if (parking == w->parking) {
+        return;
+    }
+    w->parking = parking;
+    w->parked = false;
+    /* Parking may end a connection (conn_settle): walk a copy. */
+    all = g_hash_table_get_keys(w->conns);
+    for (GList *l = all; l != NULL; l = l->next) {
+        if (parking) {
+            conn_park(l->data);
+        } else {
+            conn_unpark(l->data);
+        }
+    }
+    g_list_free(all);
+}
+
 static void worker_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     GQueue incoming, done;
-    bool stopping;
+    bool stopping, parking;
 
     pthread_mutex_lock(&w->lock);
     incoming = w->incoming;
@@ -50,20 +98,29 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     g_queue_init(&w->incoming);
     g_queue_init(&w->done);
     stopping = w->stopping;
+    parking = w->park_request;
     pthread_mutex_unlock(&w->lock);
 
     for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; free(h)) {
-        if (stopping || conn_new(w, h->fd, h->ex, &h->peer) == NULL) {
+        struct conn *c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer);
+
+        if (c == NULL) {
             close(h->fd);
             ops_export_unref(h->ex);
             atomic_fetch_sub(&w->load, 1);
             atomic_fetch_sub(&total_conns, 1);
             event_active(conn_closed_event, 0, 0);
+            continue;
+        }
+        conn_set_pending(c, h->pending, h->pending_len);
+        if (w->parking) {
+            conn_park(c);
         }
     }
     for (struct lane_job *job; (job = g_queue_pop_head(&done)) != NULL;) {
         conn_lane_done(job);
     }
+    worker_apply_parking(w, parking);
     if (stopping && !w->draining) {
         /* conn_drain may close (and remove) the connection: walk a copy. */
         GList *all = g_hash_table_get_keys(w->conns);
@@ -75,6 +132,7 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
         g_list_free(all);
     }
     worker_check_stopped(w);
+    worker_check_parked(w);
 }
 
 static void *worker_main(void *arg)
@@ -122,10 +180,11 @@ int workers_start(const struct worker_options *opt)
     return 0;
 }
 
-void workers_assign(int fd, struct export *ex, const struct ucred *peer)
+static void assign(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
+                   size_t pending_len)
 {
     struct worker *best = &workers[0];
-    struct handoff *h = malloc(sizeof(*h));
+    struct handoff *h = malloc(sizeof(*h) + pending_len);
 
     if (h == NULL) {
         log_error("out of memory accepting a connection");
@@ -141,12 +200,62 @@ void workers_assign(int fd, struct export *ex, const struct ucred *peer)
     ops_export_ref(ex);
     h->ex = ex;
     h->peer = *peer;
+    h->pending_len = pending_len;
+    if (pending_len > 0) {
+        memcpy(h->pending, pending, pending_len);
+    }
     atomic_fetch_add(&best->load, 1);
     atomic_fetch_add(&total_conns, 1);
     pthread_mutex_lock(&best->lock);
     g_queue_push_tail(&best->incoming, h);
     pthread_mutex_unlock(&best->lock);
     event_active(best->ev_wake, 0, 0);
+}
+
+void workers_assign(int fd, struct export *ex, const struct ucred *peer)
+{
+    assign(fd, ex, peer, NULL, 0);
+}
+
+void workers_adopt(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
+                   size_t pending_len)
+{
+    assign(fd, ex, peer, pending, pending_len);
+}
+
+static void request_parking(bool park)
+{
+    for (unsigned int i = 0; i < nworkers; i++) {
+        pthread_mutex_lock(&workers[i].lock);
+        workers[i].park_request = park;
+        pthread_mutex_unlock(&workers[i].lock);
+        event_active(workers[i].ev_wake, 0, 0);
+    }
+}
+
+void workers_park(struct event *done)
+{
+    parked_event = done;
+    atomic_store(&unparked_workers, nworkers);
+    request_parking(true);
+}
+
+void workers_unpark(void)
+{
+    request_parking(false);
+}
+
+void workers_foreach_conn(void (*fn)(struct conn *c, void *arg), void *arg)
+{
+    for (unsigned int i = 0; i < nworkers; i++) {
+        GHashTableIter it;
+        gpointer c;
+
+        g_hash_table_iter_init(&it, workers[i].conns);
+        while (g_hash_table_iter_next(&it, &c, NULL)) {
+            fn(c, arg);
+        }
+    }
 }
 
 void workers_set_frame_timeout(unsigned int seconds)
@@ -204,4 +313,10 @@ void worker_conn_removed(struct worker *w, struct conn *c)
     atomic_fetch_sub(&total_conns, 1);
     event_active(conn_closed_event, 0, 0);
     worker_check_stopped(w);
+    worker_check_parked(w);
+}
+
+void worker_conn_parked(struct worker *w)
+{
+    worker_check_parked(w);
 }

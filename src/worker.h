@@ -42,7 +42,10 @@ struct worker {
     GQueue incoming;      /* struct handoff: accepted, not yet adopted */
     GQueue done;          /* struct lane_job: back from a lane */
     bool stopping;
+    bool park_request;   /* an upgrade wants every connection parked */
     bool draining;       /* worker thread only, like everything below */
+    bool parking;        /* park_request as this thread has applied it */
+    bool parked;         /* all its connections are parked */
     GHashTable *conns;   /* set of this thread's struct conn */
     atomic_uint load;    /* connections assigned, read by the acceptor */
 };
@@ -61,11 +64,23 @@ unsigned int workers_connections(void);
 void workers_stop(struct event *done);
 void workers_join(void);
 
+/* Live upgrade (main thread).  workers_park asks every connection to stop
+ * between two requests and activates done once all have; workers_unpark
+ * lets them go on.  While parked, the main thread may walk the connections. */
+void workers_park(struct event *done);
+void workers_unpark(void);
+void workers_foreach_conn(void (*fn)(struct conn *c, void *arg), void *arg);
+/* The new process: carries on a connection the old one parked, starting
+ * with the input it had received. */
+void workers_adopt(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
+                   size_t pending_len);
+
 /* Called by a lane thread: returns a finished job to its worker. */
 void worker_complete(struct lane_job *job);
 
 /* Called by conn.c on its worker's thread. */
 void worker_conn_added(struct worker *w, struct conn *c);
 void worker_conn_removed(struct worker *w, struct conn *c);
+void worker_conn_parked(struct worker *w);
 
 #endif

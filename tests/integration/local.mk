@@ -12,7 +12,8 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-security \
 	tests/integration/test-lifecycle \
 	tests/integration/test-diff \
-	tests/integration/test-reload
+	tests/integration/test-reload \
+	tests/integration/test-upgrade
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -51,3 +52,8 @@ tests_integration_test_reload_SOURCES = tests/integration/test-reload.c
 tests_integration_test_reload_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_reload_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_reload_LDADD = $(VT_LDADD)
+
+tests_integration_test_upgrade_SOURCES = tests/integration/test-upgrade.c
+tests_integration_test_upgrade_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_upgrade_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_upgrade_LDADD = $(VT_LDADD)
