@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -307,6 +309,32 @@ static int check_inherited_socket(int fd)
 
 /* ---- run time ------------------------------------------------------------ */
 
+/* systemd's readiness protocol (Type=notify): one datagram to
+ * $NOTIFY_SOCKET.  MAINPID lets a live upgrade hand the service over. */
+static void notify_systemd(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char msg[64];
+    int fd;
+
+    if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+        strlen(path) >= sizeof(sun.sun_path)) {
+        return;
+    }
+    strcpy(sun.sun_path, path);
+    if (path[0] == '@') {
+        sun.sun_path[0] = '\0'; /* abstract namespace */
+    }
+    snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d", (int)getpid());
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
+        close(fd);
+    }
+}
+
 static void block_stop_signals(bool block)
 {
     sigset_t set;
@@ -477,6 +505,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
     if (inherited_fd < 0 && service_start(daemon_state.base) < 0) {
         return -EIO;
     }
+    notify_systemd();
     if (o->takeover_fd >= 0) {
         upgrade_takeover_ready();
     }
