@@ -126,10 +126,14 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
     c->ev_timer = evtimer_new(w->base, conn_on_timeout, c);
     if (c->ev_read == NULL || c->ev_write == NULL || c->ev_timer == NULL ||
         event_add(c->ev_read, NULL) < 0) {
+        struct event *evs[] = {c->ev_read, c->ev_write, c->ev_timer};
+
         log_error("cannot watch a new connection");
-        event_free(c->ev_read);
-        event_free(c->ev_write);
-        event_free(c->ev_timer);
+        for (size_t i = 0; i < 3; i++) {
+            if (evs[i] != NULL) {
+                event_free(evs[i]);
+            }
+        }
         free(c);
         return NULL;
     }
