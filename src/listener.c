@@ -45,6 +45,8 @@ struct listener {
     struct event *ev_inotify;
     bool limit_logged;
     bool own_dir; /* private_dir is ours to remove */
+    ino_t adopted_ino; /* taken over, but the files stay the old process's
+                        * until listener_claim (it may still go on) */
 };
 
 static int unix_addr(const char *path, struct sockaddr_un *sun)
@@ -226,12 +228,17 @@ struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid,
         listener_free(l);
         return NULL;
     }
-    l->ino = st.st_ino;
-    l->own_dir = true;
-    if (l->uid != uid || l->gid != gid) {
-        listener_set_owner(l, uid, gid);
-    }
+    l->adopted_ino = st.st_ino;
     return l;
+}
+
+void listener_claim(struct listener *l)
+{
+    if (l->adopted_ino != 0) {
+        l->ino = l->adopted_ino;
+        l->adopted_ino = 0;
+        l->own_dir = true;
+    }
 }
 
 int listener_fd(const struct listener *l)

@@ -16,9 +16,11 @@ struct listener;
 struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct export *ex,
                                  unsigned int max_conns);
 /* Live upgrade: the new process takes over the listening socket fd that the
- * old one bound at path. */
+ * old one bound at path.  Until listener_claim, once the new process serves,
+ * freeing it leaves the socket files alone: the old process may go on. */
 struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid,
                                 struct export *ex, unsigned int max_conns);
+void listener_claim(struct listener *l);
 int listener_fd(const struct listener *l);
 /* Stops (or resumes) accepting; peers wait in the backlog meanwhile. */
 void listener_pause(struct listener *l, bool pause);

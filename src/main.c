@@ -508,6 +508,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
     notify_systemd();
     if (o->takeover_fd >= 0) {
         upgrade_takeover_ready();
+        service_claim_sockets();
     }
     /* Threads started above inherited the blocked mask: signals go to
      * this thread, whose loop handles them. */
@@ -610,7 +611,6 @@ int main(int argc, char **argv)
         if (service_prepare(set) < 0) {
             goto out;
         }
-        service_drop_unclaimed();
     }
     /* Modes from the guest are applied exactly, setuid bits included. */
     umask(0);

@@ -234,7 +234,9 @@ void service_offer_socket(const char *socket, int fd)
     g_hash_table_insert(offered, g_strdup(socket), GINT_TO_POINTER(fd));
 }
 
-void service_drop_unclaimed(void)
+/* Closes the sockets the old process handed over that no export names any
+ * more, and removes their files. */
+static void service_drop_unclaimed(void)
 {
     GHashTableIter it;
     gpointer path, fd;
@@ -257,6 +259,18 @@ void service_drop_unclaimed(void)
     }
     g_hash_table_destroy(offered);
     offered = NULL;
+}
+
+void service_claim_sockets(void)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        listener_claim(s->listener);
+        /* An owner changed in the configuration applies now. */
+        listener_set_owner(s->listener, s->uid, s->gid);
+    }
+    service_drop_unclaimed();
 }
 
 void service_pause(bool pause)

@@ -23,10 +23,12 @@ int service_reload(const struct settings *set);
 void service_stop(void);
 
 /* Live upgrade, new process: listening sockets handed over by the old one,
- * taken by service_prepare for the exports that still name them; the rest
- * are closed and their files removed by service_drop_unclaimed. */
+ * taken by service_prepare for the exports that still name them.  Once the
+ * new process serves, service_claim_sockets makes their files its own and
+ * closes the rest, removing their files; until then a failure leaves every
+ * file to the old process, which goes on. */
 void service_offer_socket(const char *socket, int fd);
-void service_drop_unclaimed(void);
+void service_claim_sockets(void);
 /* Live upgrade, old process. */
 void service_pause(bool pause);
 void service_foreach_socket(void (*fn)(const char *socket, int fd, void *arg), void *arg);

@@ -4,20 +4,28 @@
 #
 #   boot-guest.sh --image DIR --log FILE [--accel tcg|kvm] [--timeout SEC]
 #                 [--append "KEY=VALUE ..."]
-#                 [--socket PATH | --fd-server BIN --export DIR]
+#                 [--socket PATH | --fd-server BIN --export DIR [--reap-log FILE]]
+#                 [--socket2 PATH]
 #
 # --socket PATH      -fsdev proxy,socket=PATH (a server must be listening).
 # --fd-server BIN    -fsdev proxy,sock_fd=4, and BIN -n -p DIR -f 3 is started
 #                    as this guest's private server on the other end of a socket
 #                    pair (made by re-executing under DIR/e2e-socketpair 3 4).
-# Without either, the guest has no 9p device (used for probe boots).
+# --reap-log FILE    start that server under DIR/e2e-reaper FILE, which records
+#                    the exit status of the server and of every process that
+#                    takes over from it in a live upgrade.
+# --socket2 PATH     a second 9p device, mount tag share2, on socket PATH.
+# Without --socket or --fd-server, the guest has no 9p device (used for probe
+# boots).
 #
 # The serial console goes to FILE, QEMU's stderr to FILE.qemu, a private
-# server's stderr to FILE.server and its pid to FILE.server.pid.
+# server's stderr to FILE.server and its pid (its reaper's with --reap-log)
+# to FILE.server.pid.
 set -euo pipefail
 
 args=("$@")
 image='' log='' accel=tcg timeout=120 append='' socket='' fd_server='' export_dir=''
+reap_log='' socket2=''
 while [[ $# -gt 0 ]]; do
     case $1 in
         --image) image=$2 ;;
@@ -28,6 +36,8 @@ while [[ $# -gt 0 ]]; do
         --socket) socket=$2 ;;
         --fd-server) fd_server=$2 ;;
         --export) export_dir=$2 ;;
+        --reap-log) reap_log=$2 ;;
+        --socket2) socket2=$2 ;;
         *) echo "boot-guest.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift 2
@@ -41,13 +51,19 @@ elif [[ -n $fd_server ]]; then
     if [[ -z ${E2E_SOCKETPAIR_FDS:-} ]]; then
         E2E_SOCKETPAIR_FDS=3,4 exec "$image/e2e-socketpair" 3 4 "$0" "${args[@]}"
     fi
-    "$fd_server" -n -p "$export_dir" -f 3 4<&- 2>"$log.server" &
+    reaper=()
+    [[ -z $reap_log ]] || reaper=("$image/e2e-reaper" "$reap_log")
+    "${reaper[@]}" "$fd_server" -n -p "$export_dir" -f 3 4<&- 2>"$log.server" &
     echo $! >"$log.server.pid"
     exec 3<&-
     fsdev=(-fsdev "proxy,id=fs0,sock_fd=4")
 fi
 if [[ ${#fsdev[@]} -gt 0 ]]; then
     fsdev+=(-device "virtio-9p-pci,fsdev=fs0,mount_tag=share")
+fi
+if [[ -n $socket2 ]]; then
+    fsdev+=(-fsdev "proxy,id=fs1,socket=$socket2"
+            -device "virtio-9p-pci,fsdev=fs1,mount_tag=share2")
 fi
 
 # timeout forwards SIGTERM to QEMU, so killing this process's pid (after the

@@ -3,10 +3,10 @@
 #
 # The image holds: kernel (uncompressed vmlinux booted via PVH, or the
 # bzImage if PVH does not boot), initramfs.img (busybox-static, the 9p
-# modules, /init, the static workload), and host-side e2e-work and
-# e2e-socketpair. Everything comes from Debian packages: the kernel package
-# is fetched with apt-get download and unpacked with dpkg-deb -x, never
-# installed.
+# modules, /init, the static workload), and host-side e2e-work,
+# e2e-socketpair and e2e-reaper. Everything comes from Debian packages: the
+# kernel package is fetched with apt-get download and unpacked with
+# dpkg-deb -x, never installed.
 #
 # Cache: $E2E_CACHE_DIR (default /var/cache/virtfs-proxyd-e2e)/KEY, where KEY
 # is the kernel package and version plus a hash of the e2e sources, so a
@@ -67,7 +67,7 @@ kernel_package() {
 
 source_hash() {
     cat "$SRC_DIR/build-image.sh" "$SRC_DIR/init.sh" "$SRC_DIR/e2e-work.c" \
-        "$SRC_DIR/e2e-socketpair.c" | sha256sum | cut -c1-16
+        "$SRC_DIR/e2e-socketpair.c" "$SRC_DIR/e2e-reaper.c" | sha256sum | cut -c1-16
 }
 
 # Mirrors the kernel's scripts/extract-vmlinux: try every xz stream start
@@ -139,6 +139,7 @@ build() {
     log "building $key_dir"
     gcc "${CFLAGS[@]}" -static -o "$tmp/e2e-work" "$SRC_DIR/e2e-work.c"
     gcc "${CFLAGS[@]}" -o "$tmp/e2e-socketpair" "$SRC_DIR/e2e-socketpair.c"
+    gcc "${CFLAGS[@]}" -o "$tmp/e2e-reaper" "$SRC_DIR/e2e-reaper.c"
     (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg=$ver" >&2) ||
         skip "apt-get download $pkg=$ver failed"
     dpkg-deb -x "$tmp"/*.deb "$tmp/kroot"

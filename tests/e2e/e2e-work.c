@@ -1,6 +1,6 @@
 /*
- * e2e-work: the end-to-end workload, in two modes sharing one set of
- * expectations.
+ * e2e-work: the end-to-end workload, in two pairs of modes (guest side and
+ * host side), each pair sharing one set of expectations.
  *
  *   e2e-work guest DIR   inside a QEMU guest (usually as PID 1): exercise
  *                        every proxy request type through real syscalls in
@@ -10,6 +10,15 @@
  *   e2e-work verify DIR  on the host after the guest is gone: check that
  *                        what the guest left in DIR (the same subdirectory
  *                        of the export) is really on disk.
+ *   e2e-work loop MOUNT DIR SECS [MOUNT2 DIR2]
+ *                        inside a guest: repeat one round of every common
+ *                        operation in DIR until the host creates DIR/stop
+ *                        (at most SECS seconds), counting every error, so
+ *                        that the host can upgrade or reload the server
+ *                        underneath; DIR2 (on a second share) gets a chmod
+ *                        per round whose export the host turns read-only.
+ *   e2e-work verify-loop DIR [DIR2]
+ *                        on the host: check what a loop left behind.
  *
  * Built static (gcc -static) by build-image.sh; the same binary runs on both
  * sides, so the two modes cannot drift apart.
@@ -126,7 +135,8 @@ static uint64_t fnv1a(uint64_t h, const uint8_t *buf, size_t len)
 
 #define FNV_INIT 0xcbf29ce484222325ull
 
-static uint64_t pattern_sum(uint64_t len)
+/* Checksum of `len` pattern bytes starting at pattern offset `start`. */
+static uint64_t pattern_sum_at(uint64_t start, uint64_t len)
 {
     uint8_t buf[4096];
     uint64_t h = FNV_INIT;
@@ -134,10 +144,15 @@ static uint64_t pattern_sum(uint64_t len)
     for (uint64_t off = 0; off < len; off += sizeof(buf)) {
         size_t n = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
 
-        pattern_fill(buf, off, n);
+        pattern_fill(buf, start + off, n);
         h = fnv1a(h, buf, n);
     }
     return h;
+}
+
+static uint64_t pattern_sum(uint64_t len)
+{
+    return pattern_sum_at(0, len);
 }
 
 static const char *err_str(int err)
@@ -804,14 +819,292 @@ static int run_verify(const char *dir)
     return n_failed != 0;
 }
 
+/* ---- loop mode: a long workload while the server is upgraded ---------- */
+
+#define LOOP_MAX_SIZE 49152u   /* file sizes cycle through 1..this */
+#define LOOP_MAX_ERRORS 200    /* give up early: the share is broken */
+#define LOOP_ERRORS_SHOWN 20
+#define LOOP_PROGRESS_S 1.0
+#define LOOP_RESULT "loop.txt" /* what the guest saw, for verify-loop */
+#define LOOP_XATTR "user.round"
+
+static struct {
+    unsigned long round;    /* the round in progress = rounds completed */
+    int errors;
+    bool dirty;             /* a round failed half-way: tidy up first */
+    /* the second share: chmod rounds that worked, then got EROFS */
+    unsigned long writable, readonly, readonly_from;
+    unsigned int last_mode; /* what the last chmod that worked set */
+} lp;
+
+static void loop_fail(const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void loop_fail(const char *what, const char *fmt, ...)
+{
+    va_list ap;
+
+    lp.errors++;
+    lp.dirty = true;
+    if (lp.errors > LOOP_ERRORS_SHOWN) {
+        return;
+    }
+    printf("E2E-LOOP-ERROR round %lu %s: ", lp.round, what);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+/* A call that returns < 0 and sets errno on failure; true if it worked. */
+#define LOOP_TRY(what, call) \
+    ((call) < 0 ? (loop_fail((what), "%s", strerror(errno)), false) : true)
+/* A condition on results; true if it holds. */
+#define LOOP_EXPECT(what, cond, ...) ((cond) ? true : (loop_fail((what), __VA_ARGS__), false))
+
+static size_t loop_size(unsigned long round)
+{
+    return 1 + (size_t)((round * 7919u) % LOOP_MAX_SIZE);
+}
+
+/* Every round writes its own stretch of the pattern. */
+static uint64_t loop_offset(unsigned long round)
+{
+    return (uint64_t)round << 24;
+}
+
+static void loop_tidy(void)
+{
+    unlink("w/new");
+    unlink("w/hard");
+    unlink("w/d/link");
+    rmdir("w/d");
+    lp.dirty = false;
+}
+
+static bool loop_write(const char *path, unsigned long round)
+{
+    uint8_t buf[LOOP_MAX_SIZE];
+    size_t len = loop_size(round);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int err;
+
+    if (fd < 0) {
+        loop_fail("create", "%s", strerror(errno));
+        return false;
+    }
+    pattern_fill(buf, loop_offset(round), len);
+    err = write_all(fd, buf, len);
+    if (err == 0 && fsync(fd) < 0) {
+        err = -errno;
+    }
+    if (close(fd) < 0 && err == 0) {
+        err = -errno;
+    }
+    return LOOP_EXPECT("write_fsync_close", err == 0, "%zu bytes: %s", len, err_str(err));
+}
+
+/* One round in w/: create, write, fsync, chmod, rename over the previous
+ * round's file, stat, read back, mkdir, symlink, readlink, link, xattr,
+ * readdir, statfs, unlink, rmdir. Leaves exactly w/file behind. */
+static void loop_round(unsigned long round)
+{
+    struct stat st = { 0 };
+    struct statfs sf;
+    char val[32], got[32] = "", target[32] = "";
+    uint64_t sum = 0;
+    size_t len = loop_size(round);
+    ssize_t n;
+    int err, entries;
+
+    if (lp.dirty) {
+        loop_tidy();
+    }
+    if (!loop_write("w/new", round) || !LOOP_TRY("chmod", chmod("w/new", 0644)) ||
+        !LOOP_TRY("rename", rename("w/new", "w/file"))) {
+        return;
+    }
+    err = stat("w/file", &st) < 0 ? -errno : 0;
+    LOOP_EXPECT("stat", err == 0 && st.st_size == (off_t)len && (st.st_mode & 07777) == 0644,
+                "size %lld mode %o, want %zu 644 (%s)", (long long)st.st_size,
+                st.st_mode & 07777, len, err_str(err));
+    err = file_sum("w/file", len, &sum);
+    LOOP_EXPECT("read_checksum", err == 0 && sum == pattern_sum_at(loop_offset(round), len),
+                "%zu bytes (%s)", len, err == 0 ? "wrong data" : err_str(err));
+    if (!LOOP_TRY("mkdir", mkdir("w/d", 0755)) ||
+        !LOOP_TRY("symlink", symlink("../file", "w/d/link"))) {
+        return;
+    }
+    n = readlink("w/d/link", target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    LOOP_EXPECT("readlink", strcmp(target, "../file") == 0, "'%s' (%s)", target,
+                n < 0 ? strerror(errno) : "ok");
+    LOOP_TRY("link", link("w/file", "w/hard"));
+    snprintf(val, sizeof(val), "%lu", round);
+    if (LOOP_TRY("setxattr", setxattr("w/file", LOOP_XATTR, val, strlen(val), 0))) {
+        n = getxattr("w/file", LOOP_XATTR, got, sizeof(got) - 1);
+        got[n > 0 ? n : 0] = '\0';
+        LOOP_EXPECT("getxattr", strcmp(got, val) == 0, "'%s', want '%s' (%s)", got, val,
+                    n < 0 ? strerror(errno) : "ok");
+    }
+    entries = count_entries("w");
+    LOOP_EXPECT("readdir", entries == 3, "%d entries, want file, hard, d (%s)", entries,
+                err_str(entries < 0 ? entries : 0));
+    LOOP_TRY("statfs", statfs("w", &sf));
+    LOOP_TRY("unlink", unlink("w/hard"));
+    LOOP_TRY("unlink_symlink", unlink("w/d/link"));
+    LOOP_TRY("rmdir", rmdir("w/d"));
+}
+
+/* One chmod on the second share: it works until the host turns that export
+ * read-only, then answers EROFS, and must never work again. */
+static void loop_probe(const char *probe, unsigned long round)
+{
+    unsigned int mode = (round & 1) ? 0600 : 0644;
+    struct stat st = { 0 };
+    int err;
+
+    if (chmod(probe, mode) < 0) {
+        if (errno != EROFS) {
+            loop_fail("share2_chmod", "%s", strerror(errno));
+        } else if (lp.readonly++ == 0) {
+            lp.readonly_from = round;
+            printf("E2E-LOOP readonly-from round=%lu\n", round);
+        }
+        return;
+    }
+    if (lp.readonly > 0) {
+        loop_fail("share2_chmod", "worked again after EROFS from round %lu on", lp.readonly_from);
+        return;
+    }
+    lp.writable++;
+    lp.last_mode = mode;
+    err = stat(probe, &st) < 0 ? -errno : 0;
+    LOOP_EXPECT("share2_stat", err == 0 && (st.st_mode & 07777) == mode, "mode %o, want %o (%s)",
+                st.st_mode & 07777, mode, err_str(err));
+}
+
+static int run_loop(const char *dir, double max_secs, const char *dir2)
+{
+    char probe[512] = "", line[64];
+    double start = now(), last = start, secs;
+    bool stopped = false;
+    struct stat st;
+    int err;
+
+    umask(022);
+    if (chdir(dir) < 0 || mkdir("w", 0755) < 0) {
+        report("loop_setup", FAIL, "%s/w: %s", dir, strerror(errno));
+        return 1;
+    }
+    if (dir2 != NULL) {
+        snprintf(probe, sizeof(probe), "%s/probe", dir2);
+        err = put_file(probe, "p", 1, 0644);
+        if (err != 0) {
+            report("loop_setup", FAIL, "%s: %s", probe, err_str(err));
+            return 1;
+        }
+    }
+    printf("E2E-LOOP started\n");
+    while (lp.errors <= LOOP_MAX_ERRORS && now() - start < max_secs) {
+        if (now() - last >= LOOP_PROGRESS_S) {
+            last = now();
+            printf("E2E-LOOP n=%lu errors=%d\n", lp.round, lp.errors);
+        }
+        if (lstat("stop", &st) == 0) {
+            stopped = true;
+            break;
+        }
+        if (errno != ENOENT) {
+            loop_fail("stop_check", "%s", strerror(errno));
+        }
+        loop_round(lp.round);
+        if (dir2 != NULL) {
+            loop_probe(probe, lp.round);
+        }
+        lp.round++;
+    }
+    secs = now() - start;
+    CHECK("loop_stopped", stopped, "%s after %.1f s (limit %.0f s, %d errors)",
+          stopped ? "the host's stop file seen" : "no stop file", secs, max_secs, lp.errors);
+    if (dir2 != NULL) {
+        CHECK("share2_readonly", lp.writable > 0 && lp.readonly > 0,
+              "chmod worked %lu rounds, then EROFS %lu rounds from round %lu", lp.writable,
+              lp.readonly, lp.readonly_from);
+    }
+    snprintf(line, sizeof(line), "%lu %d %o\n", lp.round, lp.errors, lp.last_mode);
+    err = put_file(LOOP_RESULT, line, strlen(line), 0644);
+    CHECK("loop_result", err == 0, "%s: %s", LOOP_RESULT, err_str(err));
+    printf("E2E-LOOP-END iterations=%lu errors=%d secs=%.1f\n", lp.round, lp.errors, secs);
+    printf("E2E-TIME workload %.2f\n", secs);
+    return n_failed != 0 || lp.errors != 0;
+}
+
+/* On the host: the last round's file, and nothing else, is left; the
+ * second share's probe has the mode of the last chmod that worked. */
+static int run_verify_loop(const char *dir, const char *dir2)
+{
+    static const char *const top[] = { "w", "stop", LOOP_RESULT, NULL };
+    static const char *const w[] = { "file", NULL };
+    static const char *const top2[] = { "probe", NULL };
+    unsigned long rounds = 0, last;
+    unsigned int mode = 0;
+    struct stat st = { 0 };
+    uint64_t sum = 0;
+    char why[600], want[32], got[32] = "", probe[512];
+    int errors = -1, err;
+    ssize_t n;
+    FILE *f;
+    bool parsed;
+
+    if (chdir(dir) < 0) {
+        report("host_chdir", FAIL, "%s: %s", dir, strerror(errno));
+        return 1;
+    }
+    f = fopen(LOOP_RESULT, "r");
+    parsed = f != NULL && fscanf(f, "%lu %d %o", &rounds, &errors, &mode) == 3;
+    if (f != NULL) {
+        fclose(f);
+    }
+    CHECK("host_loop_result", parsed && rounds > 0 && errors == 0, "%lu rounds, %d errors",
+          rounds, errors);
+    if (!parsed || rounds == 0) {
+        return 1;
+    }
+    last = rounds - 1;
+    CHECK("host_entries", dir_has_exactly(".", top, why, sizeof(why)), "%s", why);
+    CHECK("host_entries_w", dir_has_exactly("w", w, why, sizeof(why)), "%s", why);
+    CHECK("host_loop_file", owner_mode_is("w/file", 0, 0, S_IFREG, 0644, why, sizeof(why)),
+          "%s", why);
+    err = file_sum("w/file", loop_size(last), &sum);
+    if (err == 0 && stat("w/file", &st) < 0) {
+        err = -errno;
+    }
+    CHECK("host_loop_checksum", err == 0 && st.st_size == (off_t)loop_size(last) &&
+          sum == pattern_sum_at(loop_offset(last), loop_size(last)),
+          "round %lu: size %lld, want %zu (%s)", last, (long long)st.st_size, loop_size(last),
+          err == 0 ? "data compared" : err_str(err));
+    snprintf(want, sizeof(want), "%lu", last);
+    n = lgetxattr("w/file", LOOP_XATTR, got, sizeof(got) - 1);
+    got[n > 0 ? n : 0] = '\0';
+    CHECK("host_loop_xattr", strcmp(got, want) == 0, "%s '%s', want '%s'", LOOP_XATTR, got, want);
+    if (dir2 != NULL) {
+        CHECK("host_share2_entries", dir_has_exactly(dir2, top2, why, sizeof(why)), "%s", why);
+        snprintf(probe, sizeof(probe), "%s/probe", dir2);
+        CHECK("host_share2_probe", mode != 0 && owner_mode_is(probe, 0, 0, S_IFREG, mode, why,
+              sizeof(why)), "%s, want mode %o", why, mode);
+    }
+    return n_failed != 0;
+}
+
 /* As PID 1 the program must end the guest itself: flush the 9p mount (with
  * cache=loose, data may still be in the guest page cache) and power off. */
-static void guest_finish(const char *mnt)
+static void guest_finish(const char *mnt, const char *mnt2)
 {
     printf("E2E-DONE failed=%d\n", n_failed);
     fflush(stdout);
     sync();
-    if (chdir("/") < 0 || umount(mnt) < 0) {
+    if (chdir("/") < 0 || umount(mnt) < 0 || (mnt2 != NULL && umount(mnt2) < 0)) {
         printf("E2E-RESULT umount FAIL %s\n", strerror(errno));
     }
     fflush(stdout);
@@ -827,12 +1120,21 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 4 && strcmp(argv[1], "guest") == 0) {
         rc = run_guest(argv[3]);
-        guest_finish(argv[2]);
+        guest_finish(argv[2], NULL);
         return rc;
     }
     if (argc == 3 && strcmp(argv[1], "verify") == 0) {
         return run_verify(argv[2]);
     }
-    fprintf(stderr, "usage: %s guest MOUNT DIR | verify DIR\n", argv[0]);
+    if ((argc == 5 || argc == 7) && strcmp(argv[1], "loop") == 0 && atof(argv[4]) > 0) {
+        rc = run_loop(argv[3], atof(argv[4]), argc == 7 ? argv[6] : NULL);
+        guest_finish(argv[2], argc == 7 ? argv[5] : NULL);
+        return rc;
+    }
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "verify-loop") == 0) {
+        return run_verify_loop(argv[2], argc == 4 ? argv[3] : NULL);
+    }
+    fprintf(stderr, "usage: %s guest MOUNT DIR | verify DIR | loop MOUNT DIR SECS [MOUNT2 DIR2]"
+            " | verify-loop DIR [DIR2]\n", argv[0]);
     return 2;
 }

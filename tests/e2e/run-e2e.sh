@@ -8,15 +8,25 @@
 #   fd     one guest, sock_fd=N, server started with -f N on a socket pair
 #   loose  one guest, socket=PATH, cache=loose
 #   multi  4 guests at once on ONE socket path of ONE server (virtfs-proxyd only)
+#   upgrade  live upgrades and reloads under load (virtfs-proxyd only): a server
+#          started with -c serves 2 looping guests on one socket (one of them
+#          also on a second export), a third guest has its own -f server; both
+#          servers are upgraded (SIGUSR2) several times and the -c one reloaded
+#          (SIGHUP) while the guests run, a fourth guest joins after the first
+#          upgrade, a last upgrade that cannot start must change nothing; no
+#          guest may see a single error
 # Each guest reports one E2E-RESULT line per check on its console; after it
-# powers off, e2e-work verify checks what it left on the host.
+# powers off, e2e-work verify (verify-loop) checks what it left on the host.
 #
 # Environment:
 #   SERVER=proxyd|reference     server under test (default proxyd)
 #   VIRTFS_PROXYD, REFERENCE_HELPER   their paths (set by make check)
 #   E2E_ACCEL=kvm|tcg           skip the KVM trial boot
 #   E2E_GUEST_TIMEOUT=SEC       per-guest bound (default 60 under TCG, 30 under KVM)
-#   E2E_PHASES="one fd loose multi"   run a subset
+#   E2E_PHASES="one fd loose multi upgrade"   run a subset
+#   E2E_UPGRADE_ROUNDS=N        upgrade: rounds of live upgrades (default 3)
+#   E2E_UPGRADE_GAP=SEC         upgrade: seconds between rounds (default 3)
+#   E2E_UPGRADE_TIMEOUT=SEC     upgrade: per-guest bound (default 100)
 #   E2E_KEEP=1                  keep the work directory even when all passed
 set -euo pipefail
 
@@ -24,10 +34,14 @@ E2E_DIR=$(cd "$(dirname "$0")" && pwd)
 readonly E2E_DIR
 readonly SERVER=${SERVER:-proxyd}
 readonly MULTI_GUESTS=4
+readonly UPGRADE_ROUNDS=${E2E_UPGRADE_ROUNDS:-3}
+readonly UPGRADE_GAP=${E2E_UPGRADE_GAP:-3}
 
 tap_n=0 tap_failed=0
 work='' image='' accel='' server_bin='' guest_timeout='' server_pid=''
 guest_pids=() server_pids=()
+# upgrade phase, by server name: the pid serving now, its log, its reaper's log
+declare -A cur_pid=() server_log=() reap_log=()
 
 # ---- TAP ------------------------------------------------------------------
 
@@ -62,6 +76,25 @@ tap_results() {
         tap "$status" "$tag: $name" "$detail"
     done < <(tr -d '\r' <"$file")
     return $failed
+}
+
+# One TAP line for a looping guest: its round count and error count, from
+# its "E2E-LOOP-END iterations=N errors=M secs=S" line. Returns 1 on errors.
+tap_loop() {
+    local tag=$1 file=$2 n m secs
+    read -r n m secs < <(tr -d '\r' <"$file" | awk '$1 == "E2E-LOOP-END" {
+        sub(/.*=/, "", $2); sub(/.*=/, "", $3); sub(/.*=/, "", $4); print $2, $3, $4 }') || true
+    if [[ -z ${n:-} ]]; then
+        tap FAIL "$tag: workload loop ran to its end" "no E2E-LOOP-END line"
+        return 1
+    fi
+    if [[ $m -eq 0 && $n -gt 0 ]]; then
+        tap PASS "$tag: workload loop: $n rounds in $secs s, 0 errors"
+        return 0
+    fi
+    tap FAIL "$tag: workload loop: $n rounds in $secs s, $m errors" \
+        "$(tr -d '\r' <"$file" | grep -m 5 '^E2E-LOOP-ERROR' | tr '\n' ';')"
+    return 1
 }
 
 show_logs() {
@@ -162,19 +195,24 @@ boot() {
     guest_pids+=("$!")
 }
 
-# finish_guest TAG PID: waits for the guest, reports its checks and the host-side
-# verification of its directory.
+# finish_guest TAG PID [E2E_WORK_VERIFY_ARGS...]: waits for the guest, reports
+# its checks and the host-side verification of its directory (by default
+# `verify EXPORT/TAG`; with verify-loop, also the loop's round count).
 finish_guest() {
-    local tag=$1 pid=$2 rc=0 log=$work/$1.log ok=1 wall boot_s work_s
+    local tag=$1 pid=$2 rc=0 log=$work/$1.log ok=1 wall boot_s work_s verify
+    shift 2
+    verify=("$@")
+    [[ ${#verify[@]} -gt 0 ]] || verify=(verify "$work/export/$tag")
     # boot-guest.sh enforces the timeout; poll as well so that one early
     # return of `wait` cannot cut a guest short.
     wait_exit "$pid" $((guest_timeout + 10)) || true
     wait "$pid" || rc=$?
     wall=$(awk -v end="$(date +%s.%N)" '{ print end - $1 }' "$work/$tag.start")
     tap_results "$tag" "$log" || ok=0
+    [[ ${verify[0]} != verify-loop ]] || tap_loop "$tag" "$log" || ok=0
     if grep -q '^E2E-DONE' <(tr -d '\r' <"$log"); then
         tap PASS "$tag: guest ran to the end"
-        "$image/e2e-work" verify "$work/export/$tag" >"$work/$tag.verify" 2>&1 || true
+        "$image/e2e-work" "${verify[@]}" >"$work/$tag.verify" 2>&1 || true
         tap_results "$tag" "$work/$tag.verify" || ok=0
     else
         [[ $rc -eq 124 ]] && rc="$rc (killed after $guest_timeout s)"
@@ -248,6 +286,411 @@ phase_multi() {
     stop_server multi "$server_pid"
 }
 
+# ---- live upgrade and reload ----------------------------------------------
+
+# reaper_started LOG: prints the pid e2e-reaper started (waits up to 5 s).
+reaper_started() {
+    local log=$1 i pid
+    for ((i = 0; i < 100; i++)); do
+        pid=$(awk '$1 == "start" { print $2; exit }' "$log" 2>/dev/null || true)
+        if [[ -n $pid ]]; then
+            echo "$pid"
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# reaped LOG PID: how PID ended ("0", "1", "signal 9"); empty while it runs.
+reaped() {
+    awk -v p="$2" '$1 == "exit" && $2 == p { $1 = $2 = ""; sub(/^ +/, ""); print; exit }' \
+        "$1" 2>/dev/null || true
+}
+
+# wait_reaped LOG PID SECS: waits for the reaper to record how PID ended.
+wait_reaped() {
+    local i
+    for ((i = 0; i < $3 * 20; i++)); do
+        [[ -z $(reaped "$1" "$2") ]] || return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+count_matches() { grep -cE "$2" "$1" 2>/dev/null || true; }
+
+# console TAG: the guest's console so far, without carriage returns.
+console() { tr -d '\r' <"$work/$1.log" 2>/dev/null || true; }
+
+# progress_lines TAG: how many "E2E-LOOP n=" lines the guest has printed.
+progress_lines() { console "$1" | grep -c '^E2E-LOOP n=' || true; }
+
+# wait_progress TAG SINCE SECS PID: waits until the guest has printed two
+# progress lines after its first SINCE ones, the second with more rounds done
+# than the first: rounds completed entirely after the moment SINCE was taken.
+wait_progress() {
+    local tag=$1 since=$2 secs=$3 pid=$4 i first last
+    for ((i = 0; i < secs * 10; i++)); do
+        read -r first last < <(console "$tag" | awk -v s="$since" '$1 == "E2E-LOOP" &&
+            $2 ~ /^n=/ { k++; n = substr($2, 3) + 0; if (k == s + 1) f = n; if (k >= s + 2) l = n }
+            END { print (f == "" ? -1 : f), (l == "" ? -1 : l) }')
+        [[ $last -gt $first && $first -ge 0 ]] && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_console TAG REGEX SECS PID: waits for a console line matching REGEX.
+wait_console() {
+    local tag=$1 re=$2 secs=$3 pid=$4 i
+    for ((i = 0; i < secs * 10; i++)); do
+        console "$tag" | grep -qE "$re" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# listening PATH_PART: true if some listening Unix socket's name contains it.
+listening() { ss -xlH 2>/dev/null | grep -qF -- "$1"; }
+
+# live_upgrade NAME ROUND: SIGUSR2 to server NAME; follows the new pid from
+# the log line the old process writes, checks that the new process runs
+# with --takeover and that the old one exits 0. Returns 1 on any failure.
+live_upgrade() {
+    local name=$1 round=$2 log=${server_log[$1]} old=${cur_pid[$1]} new='' i t0 how
+    local ok_re='upgrade: process [0-9]+ serves every socket and connection now; exiting'
+    local fail_re='upgrade (failed|abandoned)|SIGUSR2:'
+    local n_ok n_fail what="$name: live upgrade $round"
+    n_ok=$(count_matches "$log" "$ok_re")
+    n_fail=$(count_matches "$log" "$fail_re")
+    t0=$(date +%s.%N)
+    kill -USR2 "$old"
+    # bounded by the server's own limits: 5 s to park, 15 s for the new one
+    for ((i = 0; i < 25 * 20; i++)); do
+        [[ $(count_matches "$log" "$ok_re") -eq $n_ok ]] || break
+        [[ $(count_matches "$log" "$fail_re") -eq $n_fail ]] || break
+        kill -0 "$old" 2>/dev/null || break
+        sleep 0.05
+    done
+    # the old process may write the line and exit between two looks
+    new=$(grep -oE "$ok_re" "$log" | sed -n "$((n_ok + 1))p" | awk '{ print $3 }')
+    if [[ -z $new ]]; then
+        tap FAIL "$what: confirmed in the log" "pid $old: no 'serves every socket' line"
+        show_logs "$log"
+        return 1
+    fi
+    printf '# %s: pid %s -> %s, confirmed %.2f s after SIGUSR2\n' "$what" "$old" "$new" \
+        "$(awk -v t="$t0" -v e="$(date +%s.%N)" 'BEGIN { print e - t }')"
+    server_pids+=("$new")
+    if [[ $new == "$old" ]] || ! kill -0 "$new" 2>/dev/null ||
+       ! tr '\0' ' ' <"/proc/$new/cmdline" 2>/dev/null | grep -q -- '--takeover'; then
+        tap FAIL "$what: new process $new runs with --takeover" \
+            "cmdline: $(tr '\0' ' ' <"/proc/$new/cmdline" 2>/dev/null || echo gone)"
+        return 1
+    fi
+    cur_pid[$name]=$new
+    if ! wait_reaped "${reap_log[$name]}" "$old" 10; then
+        tap FAIL "$what: pid $old -> $new, old process exits 0" "pid $old still runs after 10 s"
+        return 1
+    fi
+    how=$(reaped "${reap_log[$name]}" "$old")
+    if [[ $how != 0 ]]; then
+        tap FAIL "$what: pid $old -> $new, old process exits 0" "exit status $how"
+        return 1
+    fi
+    tap PASS "$what: pid $old -> $new, old process exits 0"
+}
+
+# export_conf NAME PATH SOCKET EXTRA_LINE: one [export NAME] group.
+export_conf() {
+    printf '[export %s]\npath = %s\nsocket = %s\nuid = root\ngid = root\n%s\n' "$@"
+}
+
+# upgrade_conf STATE [broken]: writes the -c file of the upgrade phase.
+# STATE: rw (exports main and second), ro (second read-only, third added)
+# or gone (second removed, main and third). "broken" adds an export whose
+# root does not exist: a reload must reject the whole file, and a new
+# process started by an upgrade must fail to start.
+upgrade_conf() {
+    local state=$1 broken=${2:-} file=$work/upgrade.conf
+    {
+        printf '[daemon]\nlog-level = info\n\n'
+        export_conf main "$work/export" "$work/upgrade.sock" ''
+        case $state in
+            rw) export_conf second "$work/export2" "$work/second.sock" 'readonly = false' ;;
+            ro) export_conf second "$work/export2" "$work/second.sock" 'readonly = true' ;;
+        esac
+        [[ $state == rw ]] || export_conf third "$work/export3" "$work/third.sock" ''
+        [[ -z $broken ]] ||
+            export_conf broken "$work/export3/does-not-exist" "$work/broken.sock" ''
+    } >"$file.tmp"
+    mv "$file.tmp" "$file"
+}
+
+# reload STEP U1_PID: SIGHUP to server A after rewriting its file, then the
+# checks the host and guest u1 can make. STEP: bad (second read-only and
+# third added, but also a broken export: all rejected), ro, gone.
+reload() {
+    local step=$1 u1_pid=$2 log=${server_log[A]} pid=${cur_pid[A]} n_ok n_bad i what
+    n_ok=$(count_matches "$log" 'reloaded ')
+    n_bad=$(count_matches "$log" 'reload.* rejected')
+    if [[ $step == bad ]]; then upgrade_conf ro broken; else upgrade_conf "$step"; fi
+    kill -HUP "$pid"
+    for ((i = 0; i < 10 * 20; i++)); do
+        [[ $(count_matches "$log" 'reloaded ') -eq $n_ok &&
+           $(count_matches "$log" 'reload.* rejected') -eq $n_bad ]] || break
+        sleep 0.05
+    done
+    case $step in
+        bad)
+            what="upgrade: SIGHUP with an invalid file is rejected, nothing changes"
+            sleep 0.5 # a wrongly applied read-only flag would reach u1 by now
+            if [[ $(count_matches "$log" 'reload.* rejected') -gt $n_bad ]] &&
+               [[ $(count_matches "$log" 'reloaded ') -eq $n_ok ]] &&
+               ! listening "/.virtfs-proxyd.third.sock/" &&
+               ! console u1 | grep -q '^E2E-LOOP readonly-from'; then
+                tap PASS "$what"
+            else
+                tap FAIL "$what" "reload lines: $(grep -E 'reload' "$log" | tr '\n' ';')"
+            fi
+            # valid again before the next upgrade reads it
+            upgrade_conf rw ;;
+        ro)
+            what="upgrade: SIGHUP turns export second read-only and adds export third"
+            if [[ $(count_matches "$log" 'reloaded ') -gt $n_ok ]] &&
+               wait_socket "$work/third.sock" "" "$pid" 10; then
+                tap PASS "$what"
+            else
+                tap FAIL "$what" "reload lines: $(grep -E 'reload|export' "$log" | tr '\n' ';')"
+            fi
+            what="u1: sees share2 turn read-only (EROFS) after the reload"
+            if wait_console u1 '^E2E-LOOP readonly-from' 15 "$u1_pid"; then
+                tap PASS "$what"
+            else
+                tap FAIL "$what" "no readonly-from line within 15 s"
+            fi ;;
+        gone)
+            what="upgrade: SIGHUP removes export second (not listening; u1 keeps its connection)"
+            if [[ $(count_matches "$log" 'reloaded ') -gt $n_ok ]] &&
+               ! listening "/.virtfs-proxyd.second.sock/" &&
+               listening "/.virtfs-proxyd.third.sock/"; then
+                tap PASS "$what"
+            else
+                tap FAIL "$what" "$(ss -xlH | grep -F "$work" | tr '\n' ';')"
+            fi ;;
+    esac
+}
+
+# check_progress ROUND: every looping guest must complete rounds after this
+# point. Uses the tags and pids of phase_upgrade.
+check_progress() {
+    local when=$1 i since=()
+    for i in "${!tags[@]}"; do since+=("$(progress_lines "${tags[i]}")"); done
+    for i in "${!tags[@]}"; do
+        if wait_progress "${tags[i]}" "${since[i]}" 20 "${pids[i]}"; then
+            tap PASS "${tags[i]}: still making progress after $when"
+        else
+            tap FAIL "${tags[i]}: still making progress after $when" \
+                "last: $(console "${tags[i]}" | grep '^E2E-LOOP' | tail -n 1)"
+            ok=0
+        fi
+    done
+}
+
+# failed_upgrade: SIGUSR2 to server A while its file names a missing export
+# root. The new process must fail, and the old one go on serving: its
+# guests, and its socket paths for the guests to come.
+failed_upgrade() {
+    local log=${server_log[A]} pid=${cur_pid[A]} n_fail n_ok i what
+    local fail_re='upgrade failed: the new process exited .*still serving'
+    n_fail=$(count_matches "$log" "$fail_re")
+    n_ok=$(count_matches "$log" 'upgrade: process [0-9]+ serves')
+    upgrade_conf gone broken
+    kill -USR2 "$pid"
+    for ((i = 0; i < 25 * 20; i++)); do
+        [[ $(count_matches "$log" "$fail_re") -eq $n_fail ]] || break
+        [[ $(count_matches "$log" 'upgrade: process [0-9]+ serves') -eq $n_ok ]] || break
+        sleep 0.05
+    done
+    upgrade_conf gone
+    what="A: upgrade that cannot start fails; pid $pid goes on"
+    if [[ $(count_matches "$log" "$fail_re") -gt $n_fail ]] && kill -0 "$pid" 2>/dev/null &&
+       [[ $(count_matches "$log" 'upgrade: process [0-9]+ serves') -eq $n_ok ]]; then
+        tap PASS "$what"
+    else
+        tap FAIL "$what" "$(grep -E 'upgrade' "$log" | tail -n 3 | tr '\n' ';')"
+        ok=0
+    fi
+    sleep 0.5
+    what="A: socket paths survive the failed upgrade (upgrade.sock, third.sock and their private names)"
+    if [[ -S $work/upgrade.sock && -S $work/.virtfs-proxyd.upgrade.sock/sock &&
+          -S $work/third.sock && -S $work/.virtfs-proxyd.third.sock/sock ]]; then
+        tap PASS "$what"
+    else
+        tap FAIL "$what" "left: $(cd "$work" && find . -maxdepth 2 -name '*sock*' | sort | tr '\n' ' ')"
+        grep -E 'upgrade|socket' "$log" | tail -n 6 | diag
+        ok=0
+    fi
+    check_progress "the failed upgrade"
+}
+
+# phase_upgrade: see the top of this file. Server A (-c; guests u1 and u2 on
+# one socket, u1 also on export second) and server B (-f; guest u3) are
+# upgraded UPGRADE_ROUNDS times. Before rounds 1-3, A is reloaded: with an
+# invalid file, turning second read-only and adding third, removing second
+# (u1's connection to it must survive the upgrade that follows). Guest u4
+# connects after round 1, through the socket the new process took over. At
+# the end, an upgrade of A that cannot start must leave A serving. Every step
+# is bounded; the guests stop when the host creates their stop file, and by
+# themselves after their time limit anyway.
+phase_upgrade() {
+    local guest_timeout=${E2E_UPGRADE_TIMEOUT:-100}
+    local sock=$work/upgrade.sock sock2=$work/second.sock
+    local loop_args i r ok=1 old old2 pid reaper_a steps=(bad ro gone)
+    local -a tags=(u1 u2 u3) pids=()
+    if [[ $SERVER != proxyd ]]; then
+        tap SKIP "upgrade: live upgrade and reload" "the reference helper has neither"
+        return
+    fi
+    loop_args="e2e.mode=loop e2e.cache=none e2e.secs=$((guest_timeout - 20))"
+    mkdir -p "$work/export2/u1" "$work/export3"
+    upgrade_conf rw
+    server_log[A]=$work/upgrade.server.log reap_log[A]=$work/upgrade.reap
+    "$image/e2e-reaper" "${reap_log[A]}" "$server_bin" -n -c "$work/upgrade.conf" \
+        </dev/null >"${server_log[A]}" 2>&1 &
+    reaper_a=$!
+    server_pids+=("$reaper_a")
+    if ! cur_pid[A]=$(reaper_started "${reap_log[A]}") ||
+       ! wait_socket "$sock" "" "${cur_pid[A]}" 10 || ! wait_socket "$sock2" "" "${cur_pid[A]}" 10; then
+        tap FAIL "upgrade: server -c listens on $sock and $sock2"
+        show_logs "${server_log[A]}"
+        return
+    fi
+    server_pids+=("${cur_pid[A]}")
+
+    # u1 on both exports of A, u2 on main, u3 on its own -f server B.
+    old=$(sock_id "$sock") old2=$(sock_id "$sock2")
+    boot u1 "$loop_args e2e.share2=1" --socket "$sock" --socket2 "$sock2"
+    pids+=("${guest_pids[-1]}")
+    if ! wait_socket "$sock" "$old" "${cur_pid[A]}" 15 ||
+       ! wait_socket "$sock2" "$old2" "${cur_pid[A]}" 15; then
+        tap FAIL "u1: socket paths are back after QEMU connected"
+        ok=0
+    fi
+    old=$(sock_id "$sock")
+    boot u2 "$loop_args" --socket "$sock"
+    pids+=("${guest_pids[-1]}")
+    wait_socket "$sock" "$old" "${cur_pid[A]}" 15 ||
+        { tap FAIL "u2: socket path is back after QEMU connected"; ok=0; }
+    server_log[B]=$work/u3.log.server reap_log[B]=$work/u3.reap
+    boot u3 "$loop_args" --fd-server "$server_bin" --export "$work/export" --reap-log "${reap_log[B]}"
+    pids+=("${guest_pids[-1]}")
+    if cur_pid[B]=$(reaper_started "${reap_log[B]}"); then
+        server_pids+=("${cur_pid[B]}")
+    else
+        tap FAIL "u3: server -f started"
+        ok=0
+    fi
+    for i in "${!tags[@]}"; do
+        if [[ $ok -eq 1 ]] && ! wait_console "${tags[i]}" '^E2E-LOOP started' 60 "${pids[i]}"; then
+            tap FAIL "${tags[i]}: workload loop started"
+            ok=0
+        fi
+    done
+
+    for ((r = 1; r <= UPGRADE_ROUNDS && ok == 1; r++)); do
+        sleep "$UPGRADE_GAP"
+        [[ $r -gt ${#steps[@]} ]] || reload "${steps[r - 1]}" "${pids[0]}"
+        live_upgrade A "$r" || ok=0
+        live_upgrade B "$r" || ok=0
+        [[ $ok -eq 1 ]] || break
+        check_progress "upgrade round $r"
+        if [[ $r -eq 1 && $ok -eq 1 ]]; then
+            old=$(sock_id "$sock")
+            boot u4 "$loop_args" --socket "$sock"
+            tags+=(u4)
+            pids+=("${guest_pids[-1]}")
+            if wait_socket "$sock" "$old" "${cur_pid[A]}" 15 &&
+               wait_console u4 '^E2E-LOOP started' 60 "${pids[-1]}"; then
+                tap PASS "u4: connects to the upgraded server through the socket it took over"
+            else
+                tap FAIL "u4: connects to the upgraded server through the socket it took over"
+                ok=0
+            fi
+        fi
+    done
+    [[ $ok -eq 0 ]] || failed_upgrade
+    sleep "$UPGRADE_GAP"
+
+    # Stop the loops, collect the guests, then the servers.
+    for i in "${!tags[@]}"; do
+        touch "$work/export/${tags[i]}/stop"
+    done
+    for i in "${!tags[@]}"; do
+        if [[ ${tags[i]} == u1 ]]; then
+            finish_guest u1 "${pids[i]}" verify-loop "$work/export/u1" "$work/export2/u1"
+        else
+            finish_guest "${tags[i]}" "${pids[i]}" verify-loop "$work/export/${tags[i]}"
+        fi
+    done
+    for i in "${!tags[@]}"; do
+        if [[ -s $work/${tags[i]}.log.qemu ]]; then
+            tap FAIL "${tags[i]}: QEMU reported nothing on stderr" \
+                "$(head -c 500 "$work/${tags[i]}.log.qemu")"
+            ok=0
+        else
+            tap PASS "${tags[i]}: QEMU reported nothing on stderr"
+        fi
+    done
+
+    pid=${cur_pid[A]}
+    kill -TERM "$pid" 2>/dev/null || true
+    if wait_reaped "${reap_log[A]}" "$pid" 10 && [[ $(reaped "${reap_log[A]}" "$pid") == 0 ]]; then
+        tap PASS "upgrade: final server -c (pid $pid) exits 0 on SIGTERM"
+    else
+        tap FAIL "upgrade: final server -c (pid $pid) exits 0 on SIGTERM" \
+            "$(reaped "${reap_log[A]}" "$pid")"
+        kill -KILL "$pid" 2>/dev/null || true
+        ok=0
+    fi
+    if [[ -n ${cur_pid[B]:-} ]]; then
+        pid=${cur_pid[B]}
+        if wait_reaped "${reap_log[B]}" "$pid" 10 && [[ $(reaped "${reap_log[B]}" "$pid") == 0 ]]; then
+            tap PASS "upgrade: final server -f (pid $pid) exits 0 when QEMU closes the socket"
+        else
+            tap FAIL "upgrade: final server -f (pid $pid) exits 0 when QEMU closes the socket" \
+                "$(reaped "${reap_log[B]}" "$pid")"
+            kill -KILL "$pid" 2>/dev/null || true
+            ok=0
+        fi
+    fi
+    wait_exit "$reaper_a" 5 || kill "$reaper_a" 2>/dev/null || true
+    wait "$reaper_a" 2>/dev/null || true
+
+    # Only what the phase provoked may be logged as an error or a warning.
+    old=$(cat "${server_log[A]}" "${server_log[B]}" 2>/dev/null | grep -E ': (error|warning): ' |
+          grep -vE 'reload.* rejected|/does-not-exist: |upgrade failed: the new process exited' || true)
+    if [[ -z $old ]]; then
+        tap PASS "upgrade: no error or warning in the server logs but those provoked"
+    else
+        tap FAIL "upgrade: no error or warning in the server logs but those provoked" \
+            "$(head -n 5 <<<"$old" | tr '\n' ';')"
+        ok=0
+    fi
+    if [[ $ok -eq 1 ]]; then
+        for i in A B; do
+            printf '# upgrade: server %s, upgrades and reloads:\n' "$i"
+            grep -E 'upgrade: (starting|took|process)|upgrade failed|reload|export .*(read|removed)' \
+                "${server_log[$i]}" | diag || true
+        done
+    else
+        show_logs "${server_log[A]}" "${server_log[B]}" "${reap_log[A]}" "${reap_log[B]}"
+    fi
+}
+
 # ---- set-up ---------------------------------------------------------------
 
 choose_server() {
@@ -295,12 +738,13 @@ main() {
     chmod 0755 "$work" "$work/export"
     choose_accel
 
-    for phase in ${E2E_PHASES:-one fd loose multi}; do
+    for phase in ${E2E_PHASES:-one fd loose multi upgrade}; do
         case $phase in
             one) phase_socket one none ;;
             fd) phase_fd ;;
             loose) phase_socket loose loose ;;
             multi) phase_multi ;;
+            upgrade) phase_upgrade ;;
             *) echo "Bail out! unknown phase $phase"; exit 1 ;;
         esac
     done

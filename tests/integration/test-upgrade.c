@@ -122,8 +122,16 @@ static void test_socket_mode(void)
     g_assert_true(lstat_ok(c));
     g_assert_true(lstat_ok(c2));
 
-    /* A new process that cannot start: the old one serves on. */
-    g_assert_true(g_file_set_contents(conf, "[export e]\npath = /nonexistent\n", -1, NULL));
+    /* A new process that cannot start: the old one serves on.  It fails
+     * after taking over the socket of export e (export f cannot be set
+     * up), and must leave e's socket files to the old process. */
+    {
+        g_autofree char *broken = g_strdup_printf("%s[export f]\npath = /nonexistent\n"
+                                                  "socket = %s.f\nuid = 0\ngid = 0\n",
+                                                  text, srv->sock_path);
+
+        g_assert_true(g_file_set_contents(conf, broken, -1, NULL));
+    }
     {
         size_t off = log_size(srv->log_path);
         g_autofree char *failed = NULL;
@@ -136,7 +144,16 @@ static void test_socket_mode(void)
     g_assert_true(lstat_ok(c));
     g_assert_true(lstat_ok(c2));
     vt_disconnect(srv, c2);
+    g_assert_true(vt_exists(srv->sock_path));
     c2 = vt_connect(srv);
+    g_assert_true(lstat_ok(c2));
+    /* ... and it can still be upgraded. */
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    old = now;
+    now = upgrade(srv->log_path, old);
+    g_assert_cmpint(now, >, 0);
+    g_assert_true(wait_gone(old, 5000));
+    g_assert_true(lstat_ok(c));
     g_assert_true(lstat_ok(c2));
 
     vt_disconnect(srv, c);
