@@ -621,9 +621,12 @@ static int reply_xattr(ssize_t n, int32_t size, struct proto_reply *rep)
     return 0;
 }
 
-static int op_lgetxattr(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+/* T_LGETXATTR (name given) and T_LLISTXATTR (name NULL): size, then path. */
+static int xattr_read(const struct export *ex, struct proto_req *r, const char *name,
+                      struct proto_reply *rep)
 {
     int32_t size = (int32_t)r->a[0].d;
+    void *buf = size > 0 ? proto_reply_string_area(rep) : NULL;
     char path[PROC_PATH_MAX];
     struct at at;
     ssize_t n;
@@ -636,31 +639,21 @@ static int op_lgetxattr(const struct export *ex, struct proto_req *r, struct pro
     if (ret < 0) {
         return ret;
     }
-    n = lgetxattr(path, r->a[2].s.p, size ? proto_reply_string_area(rep) : NULL, (size_t)size);
+    n = name != NULL ? lgetxattr(path, name, buf, (size_t)size)
+                     : llistxattr(path, buf, (size_t)size);
     ret = reply_xattr(n, size, rep);
     at_release(&at);
     return ret;
 }
 
+static int op_lgetxattr(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+{
+    return xattr_read(ex, r, r->a[2].s.p, rep);
+}
+
 static int op_llistxattr(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
 {
-    int32_t size = (int32_t)r->a[0].d;
-    char path[PROC_PATH_MAX];
-    struct at at;
-    ssize_t n;
-    int ret;
-
-    if (!xattr_size_ok(size)) {
-        return -EINVAL;
-    }
-    ret = xattr_path(ex, r->a[1].s.p, path, sizeof(path), &at);
-    if (ret < 0) {
-        return ret;
-    }
-    n = llistxattr(path, size ? (char *)proto_reply_string_area(rep) : NULL, (size_t)size);
-    ret = reply_xattr(n, size, rep);
-    at_release(&at);
-    return ret;
+    return xattr_read(ex, r, NULL, rep);
 }
 
 static int op_lsetxattr(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
