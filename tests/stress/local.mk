@@ -7,7 +7,8 @@
 EXTRA_DIST += tests/stress/lsan.supp tests/ci-sanitizers.sh
 check_LIBRARIES += tests/stress/libstress.a
 tests_stress_libstress_a_SOURCES = tests/stress/stress-util.c tests/stress/stress-util.h
-tests_stress_libstress_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_stress_libstress_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib \
+	-I$(top_srcdir)/tests/integration
 tests_stress_libstress_a_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 
 VS_TESTS = tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape
@@ -16,7 +17,8 @@ TESTS += $(VS_TESTS)
 
 VS_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib -I$(top_srcdir)/tests/stress
 VS_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
-VS_LDADD = tests/stress/libstress.a tests/lib/libpclient.a $(GLIB_LIBS) -lpthread
+VS_LDADD = tests/stress/libstress.a tests/integration/libharness.a tests/lib/libpclient.a \
+	$(GLIB_LIBS) -lpthread
 
 tests_stress_test_malformed_SOURCES = tests/stress/test-malformed.c
 tests_stress_test_malformed_CPPFLAGS = $(VS_CPPFLAGS)

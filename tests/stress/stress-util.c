@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "stress-util.h"
 
 int64_t st_now_ms(void)
@@ -29,21 +30,7 @@ int64_t st_now_ms(void)
 
 void st_init(int *argc, char ***argv)
 {
-    /* GLib >= 2.62 prints TAP by default; --tap keeps it so everywhere.
-     * Static: g_test_init keeps pointers into it until the program ends. */
-    static char *args[64];
-    int n = 0;
-
-    g_assert_cmpint(*argc, <, (int)G_N_ELEMENTS(args) - 1);
-    args[n++] = (*argv)[0];
-    args[n++] = (char *)"--tap";
-    for (int i = 1; i < *argc; i++) {
-        args[n++] = (*argv)[i];
-    }
-    *argc = n;
-    *argv = args;
-    g_test_init(argc, argv, NULL);
-    g_test_set_nonfatal_assertions();
+    vt_init(argc, argv); /* TAP, non-fatal assertions: as the integration tests */
     signal(SIGPIPE, SIG_IGN);
 }
 
