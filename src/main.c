@@ -39,9 +39,9 @@
 #define LANE_STOP_S 5
 
 struct options {
-    char *config;
+    char *config; /* made absolute once valid: reloads happen after daemon() moved to / */
     bool log_level_given;
-    char *path;
+    char *path; /* likewise, and a live upgrade starts again from / */
     const char *socket;
     long uid, gid, fd; /* -1: not given */
     bool nodaemon;
@@ -167,12 +167,10 @@ static void parse_options(int argc, char **argv, struct options *o)
     while ((c = getopt_long(argc, argv, "c:p:s:u:g:f:nh", long_options, NULL)) != -1) {
         switch (c) {
         case 'c':
-            /* Absolute: reloads happen after daemon() moved to /. */
-            o->config = g_canonicalize_filename(optarg, NULL);
+            o->config = optarg;
             break;
         case 'p':
-            /* Absolute: daemon() and a live upgrade start again from /. */
-            o->path = g_canonicalize_filename(optarg, NULL);
+            o->path = optarg;
             break;
         case 's':
             o->socket = optarg;
@@ -239,6 +237,7 @@ static void parse_options(int argc, char **argv, struct options *o)
             bad_usage("--config names the exports: -p, -s, -u, -g, -f, --allow-devices and "
                       "--readonly go in the file");
         }
+        o->config = g_canonicalize_filename(o->config, NULL);
         return;
     }
     if (o->path == NULL) {
@@ -260,6 +259,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         bad_usage("--fd %ld is a standard stream, which a daemon closes; use --nodaemon",
                   o->fd);
     }
+    o->path = g_canonicalize_filename(o->path, NULL);
 }
 
 /* Each connection holds a descriptor, and a request briefly a few more:

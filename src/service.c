@@ -90,9 +90,11 @@ static int plan(const struct settings *set, GArray *changes)
         }
         if (c.old == NULL || strcmp(c.old->socket, want->socket) != 0) {
             struct export *ex = c.new_ex != NULL ? c.new_ex : c.old->ex;
-            gpointer fd;
+            gpointer path, fd;
 
-            if (offered != NULL && g_hash_table_steal_extended(offered, want->socket, NULL, &fd)) {
+            if (offered != NULL &&
+                g_hash_table_steal_extended(offered, want->socket, &path, &fd)) {
+                g_free(path);
                 c.new_listener = listener_adopt(GPOINTER_TO_INT(fd), want->socket, want->uid,
                                                 want->gid, ex, set->max_conns);
             } else {
