@@ -237,6 +237,26 @@ int vt_server_stop(vt_server *s)
     return -ETIMEDOUT;
 }
 
+int vt_run_with_server(const char *name, vt_server **srv)
+{
+    int rc;
+
+    if (!vt_target_is_reference() && vt_daemon_path() == NULL) {
+        printf("1..0 # SKIP VIRTFS_PROXYD is not set or not executable\n");
+        return 0;
+    }
+    *srv = vt_server_new(name);
+    if (vt_server_start(*srv, NULL) < 0) {
+        printf("Bail out! cannot start the server (log: %s)\n", (*srv)->log_path);
+        vt_server_free(*srv);
+        return 1;
+    }
+    rc = g_test_run();
+    vt_server_free(*srv);
+    *srv = NULL;
+    return rc;
+}
+
 void vt_server_free(vt_server *s)
 {
     if (s == NULL) {

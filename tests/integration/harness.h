@@ -57,6 +57,9 @@ int vt_server_start_args(vt_server *s, const char *const *args, const char *read
  * which the daemon was SIGKILLed.  Daemon-mode connections stay open (to
  * observe the shutdown) until vt_server_free. */
 int vt_server_stop(vt_server *s);
+/* The end of a test program's main(): starts a private daemon as *srv
+ * (skips everything without one), runs the registered tests, frees it. */
+int vt_run_with_server(const char *name, vt_server **srv);
 /* Stop if running, remove the workdir, free. */
 void vt_server_free(vt_server *s);
 /* Is the daemon process still alive? */

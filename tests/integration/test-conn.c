@@ -625,7 +625,6 @@ static void test_no_fd_leak(void)
 
 int main(int argc, char **argv)
 {
-    int rc;
 
     vt_init(&argc, &argv);
     g_test_add_func("/conn/one-byte-at-a-time", test_one_byte_at_a_time);
@@ -642,17 +641,5 @@ int main(int argc, char **argv)
                     test_half_request_then_close);
     g_test_add_func("/conn/no-fd-leak", test_no_fd_leak);
 
-    if (!vt_target_is_reference() && vt_daemon_path() == NULL) {
-        printf("1..0 # SKIP VIRTFS_PROXYD is not set or not executable\n");
-        return 0;
-    }
-    srv = vt_server_new("conn");
-    if (vt_server_start(srv, NULL) < 0) {
-        printf("Bail out! cannot start the server (log: %s)\n", srv->log_path);
-        vt_server_free(srv);
-        return 1;
-    }
-    rc = g_test_run();
-    vt_server_free(srv);
-    return rc;
+    return vt_run_with_server("conn", &srv);
 }

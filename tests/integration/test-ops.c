@@ -1156,8 +1156,6 @@ static void test_daemon_alive(void)
 
 int main(int argc, char **argv)
 {
-    int rc;
-
     vt_init(&argc, &argv);
     ADD("/ops/lstat/root-frame", test_lstat_root_frame);
     ADD("/ops/lstat/file", test_lstat_file);
@@ -1192,17 +1190,5 @@ int main(int argc, char **argv)
     ADD("/ops/getversion", test_getversion);
     g_test_add_func("/zz/daemon-still-alive", test_daemon_alive);
 
-    if (!vt_target_is_reference() && vt_daemon_path() == NULL) {
-        printf("1..0 # SKIP VIRTFS_PROXYD is not set or not executable\n");
-        return 0;
-    }
-    srv = vt_server_new("ops");
-    if (vt_server_start(srv, NULL) < 0) {
-        printf("Bail out! cannot start the server (log: %s)\n", srv->log_path);
-        vt_server_free(srv);
-        return 1;
-    }
-    rc = g_test_run();
-    vt_server_free(srv);
-    return rc;
+    return vt_run_with_server("ops", &srv);
 }

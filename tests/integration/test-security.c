@@ -538,7 +538,6 @@ static void test_daemon_alive(void)
 
 int main(int argc, char **argv)
 {
-    int rc;
 
     vt_init(&argc, &argv);
     g_test_add_func("/security/escapes", test_escapes);
@@ -555,17 +554,5 @@ int main(int argc, char **argv)
     g_test_add_func("/security/readonly", test_readonly);
     g_test_add_func("/zz/daemon-still-alive", test_daemon_alive);
 
-    if (!vt_target_is_reference() && vt_daemon_path() == NULL) {
-        printf("1..0 # SKIP VIRTFS_PROXYD is not set or not executable\n");
-        return 0;
-    }
-    srv = vt_server_new("security");
-    if (vt_server_start(srv, NULL) < 0) {
-        printf("Bail out! cannot start the server (log: %s)\n", srv->log_path);
-        vt_server_free(srv);
-        return 1;
-    }
-    rc = g_test_run();
-    vt_server_free(srv);
-    return rc;
+    return vt_run_with_server("security", &srv);
 }
