@@ -61,6 +61,31 @@ make -j"$(nproc)" check >make-check.out 2>&1
 tail -n 25 make-check.out
 count_log test-suite.log "make check"
 
+# README's first command, on a private export and socket: it must start a
+# daemon that serves the socket, and SIGTERM must remove it again.
+quickstart_smoke() {
+    local dir sock pid
+    dir=$(mktemp -d /tmp/vp-quickstart.XXXXXX)
+    sock=$dir/share.sock
+    EXPORT=$dir/share SOCKET=$sock bash contrib/quickstart.sh >"$dir/out" 2>&1 || {
+        cat "$dir/out"; rm -rf "$dir"; return 1; }
+    grep -q -- "-fsdev proxy,id=share,socket=$sock" "$dir/out" &&
+        [ -S "$sock" ] &&
+        pid=$(pgrep -f -- "virtfs-proxyd -p $dir/share -s $sock") || {
+        cat "$dir/out"; rm -rf "$dir"; return 1; }
+    kill -TERM "$pid"
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    ! kill -0 "$pid" 2>/dev/null && [ ! -e "$sock" ]
+    local rc=$?
+    rm -rf "$dir"
+    return $rc
+}
+stage "README command 1: contrib/quickstart.sh starts a daemon, prints the QEMU options" \
+    quickstart_smoke
+
 if [ "${QUICK:-0}" != 1 ]; then
     # Each sanitizer stage counts its tests, plus one check: no report at all.
     stage "ASan+UBSan: whole make check, no sanitizer report" bash tests/ci-sanitizers.sh asan
