@@ -354,6 +354,7 @@ static struct {
     bool stopping;
     bool workers_stopped; /* every worker left its loop: they can be joined */
     bool handed_over;     /* a live upgrade succeeded: the new process serves */
+    const char *stop_pending; /* a stop signal that came during an upgrade */
     struct event *ev_stopped;
     struct event *ev_grace;
 } daemon_state;
@@ -409,24 +410,44 @@ static void reload(void)
     settings_free(set);
 }
 
-static void on_handed_over(void)
+/* A stop asked for during an upgrade waits for it to settle, and then goes
+ * to whichever process serves. */
+static void on_upgrade_settled(bool handed_over, pid_t new_pid)
 {
-    daemon_state.handed_over = true;
-    event_base_loopbreak(daemon_state.base);
+    if (handed_over) {
+        if (daemon_state.stop_pending != NULL) {
+            log_info("passing the stop (%s) on to process %d", daemon_state.stop_pending,
+                     (int)new_pid);
+            kill(new_pid, SIGTERM);
+        }
+        daemon_state.handed_over = true;
+        event_base_loopbreak(daemon_state.base);
+    } else if (daemon_state.stop_pending != NULL) {
+        begin_shutdown(daemon_state.stop_pending);
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     if (sig == SIGUSR2) {
         if (!daemon_state.stopping) {
-            upgrade_start(on_handed_over);
+            upgrade_start(on_upgrade_settled);
         }
         return;
     }
     if (sig == SIGHUP) {
-        if (!daemon_state.stopping) {
+        if (upgrade_in_progress()) {
+            /* The new process reads the configuration anyway. */
+            log_info("SIGHUP during an upgrade: the process taking over reads the "
+                     "configuration itself");
+        } else if (!daemon_state.stopping) {
             reload();
         }
+        return;
+    }
+    if (upgrade_in_progress()) {
+        log_info("%s during an upgrade: stopping once it has settled", strsignal((int)sig));
+        daemon_state.stop_pending = strsignal((int)sig);
         return;
     }
     begin_shutdown(strsignal((int)sig));

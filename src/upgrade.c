@@ -48,7 +48,7 @@ static struct {
     enum phase phase;
     struct event *ev_parked, *ev_park_timeout, *ev_ready;
     pid_t child;
-    void (*done)(void);
+    void (*settled)(bool handed_over, pid_t new_pid);
 } up;
 
 /* New process. */
@@ -88,9 +88,15 @@ static void rollback(void)
     workers_unpark();
     service_pause(false);
     up.phase = IDLE;
+    up.settled(false, 0);
 }
 
-void upgrade_start(void (*done)(void))
+bool upgrade_in_progress(void)
+{
+    return up.phase != IDLE;
+}
+
+void upgrade_start(void (*settled)(bool handed_over, pid_t new_pid))
 {
     struct timeval tv = {.tv_sec = PARK_TIMEOUT_S};
 
@@ -103,7 +109,7 @@ void upgrade_start(void (*done)(void))
         return;
     }
     log_info("upgrade: pausing accepts; waiting for every connection to be between requests");
-    up.done = done;
+    up.settled = settled;
     up.phase = PARKING;
     service_pause(true);
     evtimer_add(up.ev_park_timeout, &tv);
@@ -198,7 +204,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     if (ok) {
         log_info("upgrade: process %d serves every socket and connection now; exiting",
                  (int)up.child);
-        up.done();
+        up.settled(true, up.child);
         return;
     }
     if (what & EV_TIMEOUT) {

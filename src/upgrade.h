@@ -13,6 +13,7 @@
 #define VP_UPGRADE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct event_base;
 struct export;
@@ -20,8 +21,10 @@ struct export;
 /* Old process.  Remembers how the program was started; call before any
  * chdir, while argv is intact. */
 int upgrade_init(int argc, char **argv, struct event_base *base, struct export *single_ex);
-/* SIGUSR2.  done is called once this process must exit (handed over). */
-void upgrade_start(void (*done)(void));
+/* SIGUSR2.  settled is called when the attempt is over: handed_over says
+ * whether this process must now exit, new_pid who serves instead. */
+void upgrade_start(void (*settled)(bool handed_over, pid_t new_pid));
+bool upgrade_in_progress(void);
 
 /* New process.  Reads the state the old process left on fd.  Returns 0, or
  * -errno with a message logged (the old process then carries on). */

@@ -202,6 +202,40 @@ static void test_stuck_peer(void)
     g_assert_cmpint(vt_server_stop(srv), ==, 0);
 }
 
+/* A stop asked for in the middle of an upgrade is not lost, and does not
+ * pull the socket from under the process taking over: it reaches whichever
+ * process serves once the upgrade has settled. */
+static void test_stop_during_upgrade(void)
+{
+    const char *args[] = {"-c", conf, NULL};
+    g_autofree char *text = g_strdup_printf("[export e]\npath = %s\nsocket = %s\nuid = 0\n"
+                                            "gid = 0\n",
+                                            srv->export_dir, srv->sock_path);
+    g_autofree char *rest = NULL;
+    pid_t old, now;
+    size_t off;
+    int st;
+
+    if (!vt_require_daemon()) {
+        return;
+    }
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    vt_assert_rc(vt_server_start_args(srv, args, srv->sock_path), 0);
+    old = srv->pid;
+    off = log_size(srv->log_path);
+    kill(old, SIGUSR2);
+    kill(old, SIGTERM);
+    rest = log_wait(srv->log_path, off, "upgrade: process ", 20000);
+    g_assert_nonnull(rest);
+    now = rest != NULL ? (pid_t)atoi(rest) : 0;
+    g_assert_cmpint(now, >, 0);
+    g_assert_cmpint(waitpid(old, &st, 0), ==, old);
+    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    srv->pid = 0;
+    g_assert_true(wait_gone(now, 10000));
+    g_assert_false(vt_exists(srv->sock_path));
+}
+
 /* -f: the one inherited connection changes process too. */
 static void test_fd_mode(void)
 {
@@ -241,6 +275,7 @@ int main(int argc, char **argv)
     conf = g_build_filename(srv->workdir, "virtfs-proxyd.conf", NULL);
     g_test_add_func("/upgrade/socket-mode", test_socket_mode);
     g_test_add_func("/upgrade/stuck-peer-abandons", test_stuck_peer);
+    g_test_add_func("/upgrade/stop-during-upgrade", test_stop_during_upgrade);
     g_test_add_func("/upgrade/fd-mode", test_fd_mode);
     ret = g_test_run();
     vt_server_free(srv);
