@@ -241,6 +241,16 @@ static void test_swap_dir_for_symlink(void)
 
 /* ---- credentials -------------------------------------------------------- */
 
+/* The host object at path is owned by uid:gid. */
+static void assert_owner(const char *path, uid_t uid, gid_t gid)
+{
+    struct stat st;
+
+    g_assert_cmpint(lstat(path, &st), ==, 0);
+    g_assert_cmpuint(st.st_uid, ==, uid);
+    g_assert_cmpuint(st.st_gid, ==, gid);
+}
+
 /*
  * PROTOCOL.md §7.3 R1/R2: mkdir as 0:1000, then as 1000:1000, then a root
  * chown.  The reference loses its capabilities (EPERM) and then aborts.
@@ -251,7 +261,6 @@ static void test_r1_r2_sequence(void)
     char *file = vt_host(srv, "r1file");
     char *d1 = vt_host(srv, "r1a");
     char *d2 = vt_host(srv, "r1b");
-    struct stat st;
 
     if (c == NULL) {
         goto out;
@@ -260,15 +269,9 @@ static void test_r1_r2_sequence(void)
     vt_assert_rc(pc_mkdir(c, 0, 1000, "//r1a", 040755), 0);
     vt_assert_rc(pc_mkdir(c, 1000, 1000, "//r1b", 040755), 0);
     vt_assert_rc(pc_chown(c, "//r1file", 4242, 4242), 0);
-    g_assert_cmpint(lstat(d1, &st), ==, 0);
-    g_assert_cmpuint(st.st_uid, ==, 0);
-    g_assert_cmpuint(st.st_gid, ==, 1000);
-    g_assert_cmpint(lstat(d2, &st), ==, 0);
-    g_assert_cmpuint(st.st_uid, ==, 1000);
-    g_assert_cmpuint(st.st_gid, ==, 1000);
-    g_assert_cmpint(lstat(file, &st), ==, 0);
-    g_assert_cmpuint(st.st_uid, ==, 4242);
-    g_assert_cmpuint(st.st_gid, ==, 4242);
+    assert_owner(d1, 0, 1000);
+    assert_owner(d2, 1000, 1000);
+    assert_owner(file, 4242, 4242);
     g_assert_true(vt_server_alive(srv));
 out:
     vt_disconnect(srv, c);
@@ -294,18 +297,14 @@ static void test_r1_table(void)
     for (size_t i = 0; c != NULL && i < G_N_ELEMENTS(rows); i++) {
         char wire[64], rel[64];
         char *host;
-        struct stat st;
 
         snprintf(wire, sizeof(wire), "//r1row%zu", i);
         snprintf(rel, sizeof(rel), "r1row%zu", i);
         host = vt_host(srv, rel);
         vt_assert_rc(pc_mkdir(c, rows[i].uid, rows[i].gid, wire, 0755), 0);
-        g_assert_cmpint(lstat(host, &st), ==, 0);
-        g_assert_cmpuint(st.st_uid, ==, rows[i].owner_uid);
-        g_assert_cmpuint(st.st_gid, ==, rows[i].owner_gid);
+        assert_owner(host, rows[i].owner_uid, rows[i].owner_gid);
         vt_assert_rc(pc_chown(c, wire, 4242, 4343), 0);
-        g_assert_cmpint(lstat(host, &st), ==, 0);
-        g_assert_cmpuint(st.st_uid, ==, 4242);
+        assert_owner(host, 4242, 4343);
         /* A root chmod of a foreign 0700 object needs FOWNER: still there. */
         vt_assert_rc(pc_chmod(c, wire, 0700), 0);
         g_free(host);
