@@ -4,32 +4,44 @@
  * only place that moves it:
  *
  *   READING   takes complete frames from the input, one request at a time;
- *   IN_LANE   a request runs on a credential lane; input waits behind it;
- *   BACKLOG   the peer does not read its replies; input waits until the
- *             output queue has drained (a stuck guest stalls only itself);
+ *   IN_LANE   a request runs on a lane (another identity, or a retry that may
+ *             sleep in the kernel); input waits behind it;
+ *   BACKLOG   more than CONN_OUT_HIGH reply bytes are queued: input waits
+ *             until the peer has read them (a stuck guest stalls only itself);
+ *   FDWAIT    CONN_MAX_FDS descriptors are queued or sent but not yet received
+ *             by the peer: input waits until the peer takes them;
  *   DRAINING  no further requests (shutdown, or the peer closed its side):
  *             the connection ends once its last reply is written;
  *   PARKED    quiet between two requests for a live upgrade: nothing is read
  *             or written until it is handed to the new process, or resumed.
  *
- * Frames are parsed in the worker's receive buffer; bytes that do not form
- * a whole frame yet, or that wait behind a lane, are kept in c->pending
- * (bounded by WORKER_RBUF_SIZE).  Replies are written straight away when the
- * output queue is empty, which is nearly always; otherwise they are queued,
- * each entry with the fd it carries, and written in order when the socket
- * is writable.  An fd reply therefore leaves only after every earlier byte,
- * so each fd arrives attached to its own 4-byte reply.
+ * A peer that makes the connection wait on it (BACKLOG, FDWAIT, or any queued
+ * output) for longer than the output timeout without reading anything is cut
+ * off.  Frames are parsed in the worker's receive buffer; bytes that do not
+ * form a whole frame yet, or that wait, are kept in c->pending (bounded by
+ * WORKER_RBUF_SIZE).  Replies are written straight away when the output queue
+ * is empty, which is nearly always; otherwise they are queued, each entry
+ * with the fd it carries, and written in order when the socket is writable.
+ * An fd reply therefore leaves only after every earlier byte, so each fd
+ * arrives attached to its own 4-byte reply.
+ *
+ * A connection takes at most CONN_BUDGET requests per turn, then yields with
+ * a zero timeout (ev_kick): libevent runs timers after it has polled, so every
+ * other ready connection of the thread gets its turn first.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <linux/sockios.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -40,12 +52,20 @@
 
 /* Requests taken from one connection before others get a turn. */
 #define CONN_BUDGET 32
-/* Queued output beyond which a connection's input is no longer read. */
-#define CONN_OUT_HIGH (256 * 1024)
+/* While over its descriptor bound, how often to look whether the peer read. */
+#define CONN_FDWAIT_POLL_MS 10
 
-enum conn_state { CONN_READING, CONN_IN_LANE, CONN_BACKLOG, CONN_DRAINING, CONN_PARKED };
+enum conn_state {
+    CONN_READING,
+    CONN_IN_LANE,
+    CONN_BACKLOG,
+    CONN_FDWAIT,
+    CONN_DRAINING,
+    CONN_PARKED
+};
 
-static const char *const state_names[] = {"reading", "in-lane", "backlog", "draining", "parked"};
+static const char *const state_names[] = {"reading",  "in-lane",  "backlog",
+                                          "fd-wait",  "draining", "parked"};
 
 struct outmsg {
     struct outmsg *next;
@@ -56,29 +76,36 @@ struct outmsg {
 
 struct conn {
     int fd;
-    struct worker *w;
-    struct export *ex; /* one reference, dropped by conn_destroy */
+    _Atomic(struct worker *) w; /* changes only when the watchdog moves it */
+    struct export *ex;          /* one reference, dropped by conn_destroy */
     pid_t peer_pid;
     uid_t peer_uid;
     enum conn_state state;
-    struct event *ev_read, *ev_write, *ev_timer;
-    bool reading;    /* ev_read is added */
-    bool eof;        /* the peer will send nothing more */
-    bool stop;       /* shutdown: take no new request */
-    bool failed;     /* end now; the reason is logged */
-    bool lane_busy;  /* a lane_job points at this connection */
-    bool timer_armed; /* ev_timer counts down a half-received frame */
-    bool park_wanted; /* an upgrade waits for this connection to be quiet */
+    struct event *ev_read, *ev_write, *ev_frame, *ev_kick, *ev_stall;
+    bool reading;       /* ev_read is added */
+    bool frame_armed;   /* ev_frame counts down a half-received frame */
+    bool stall_armed;   /* ev_stall watches a peer that does not read */
+    bool eof;           /* the peer will send nothing more */
+    bool stop;          /* shutdown: take no new request */
+    bool failed;        /* end now; the reason is logged */
+    bool lane_busy;     /* a lane_job points at this connection */
+    bool park_wanted;   /* an upgrade waits for this connection to be quiet */
     uint8_t *pending;
     size_t pending_len;
     struct outmsg *out_head, *out_tail;
     size_t out_bytes;
+    unsigned int fds_queued; /* descriptors in the output queue */
+    unsigned int fds_unread; /* sent since the peer last had nothing unread */
+    struct timespec stall_since;
+    uint64_t *identities; /* uid << 32 | gid this connection created as */
+    unsigned int n_identities;
     unsigned long requests, malformed;
 };
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
-static void conn_on_timeout(evutil_socket_t fd, short what, void *arg);
+static void conn_on_frame_timeout(evutil_socket_t fd, short what, void *arg);
+static void conn_on_stall(evutil_socket_t fd, short what, void *arg);
 
 static void conn_set_state(struct conn *c, enum conn_state state)
 {
@@ -107,6 +134,48 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     c->failed = true;
 }
 
+struct worker *conn_worker(const struct conn *c)
+{
+    return atomic_load(&c->w);
+}
+
+static struct worker *conn_w(const struct conn *c)
+{
+    return atomic_load_explicit(&c->w, memory_order_relaxed);
+}
+
+/* Makes the connection's events on its current worker's loop. */
+static int conn_make_events(struct conn *c)
+{
+    struct event_base *base = conn_w(c)->base;
+
+    c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    c->ev_write = event_new(base, c->fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+    c->ev_frame = evtimer_new(base, conn_on_frame_timeout, c);
+    c->ev_kick = evtimer_new(base, conn_on_read, c);
+    c->ev_stall = evtimer_new(base, conn_on_stall, c);
+    if (c->ev_read == NULL || c->ev_write == NULL || c->ev_frame == NULL || c->ev_kick == NULL ||
+        c->ev_stall == NULL) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void conn_free_events(struct conn *c)
+{
+    struct event **evs[] = {&c->ev_read, &c->ev_write, &c->ev_frame, &c->ev_kick, &c->ev_stall};
+
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        if (*evs[i] != NULL) {
+            event_free(*evs[i]);
+            *evs[i] = NULL;
+        }
+    }
+    c->reading = false;
+    c->frame_armed = false;
+    c->stall_armed = false;
+}
+
 struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
@@ -116,24 +185,14 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
         return NULL;
     }
     c->fd = fd;
-    c->w = w;
+    atomic_init(&c->w, w);
     c->ex = ex;
     c->peer_pid = peer->pid;
     c->peer_uid = peer->uid;
     c->state = CONN_READING;
-    c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-    c->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-    c->ev_timer = evtimer_new(w->base, conn_on_timeout, c);
-    if (c->ev_read == NULL || c->ev_write == NULL || c->ev_timer == NULL ||
-        event_add(c->ev_read, NULL) < 0) {
-        struct event *evs[] = {c->ev_read, c->ev_write, c->ev_timer};
-
+    if (conn_make_events(c) < 0 || event_add(c->ev_read, NULL) < 0) {
         log_error("cannot watch a new connection");
-        for (size_t i = 0; i < 3; i++) {
-            if (evs[i] != NULL) {
-                event_free(evs[i]);
-            }
-        }
+        conn_free_events(c);
         free(c);
         return NULL;
     }
@@ -142,6 +201,15 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
     log_info("peer pid %d uid %u connected to export %s", (int)peer->pid, (unsigned)peer->uid,
              ex->dir);
     return c;
+}
+
+/* Runs conn_on_read once every other ready connection of the thread has had
+ * its turn (libevent processes timers after polling). */
+static void conn_kick(struct conn *c)
+{
+    static const struct timeval now = {0, 0};
+
+    evtimer_add(c->ev_kick, &now);
 }
 
 /* ---- output -------------------------------------------------------------- */
@@ -179,10 +247,44 @@ static ssize_t send_with_fd(int sock, const uint8_t *data, size_t len, int pass_
     return n;
 }
 
+static void conn_note_progress(struct conn *c)
+{
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &c->stall_since);
+}
+
+/* Appends data (from byte 0) to the output queue, with fd riding on it. */
+static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
+{
+    struct outmsg *m = malloc(sizeof(*m) + len);
+
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    m->next = NULL;
+    m->fd = pass_fd;
+    m->len = len;
+    m->off = 0;
+    memcpy(m->data, data, len);
+    if (c->out_tail != NULL) {
+        c->out_tail->next = m;
+    } else {
+        c->out_head = m;
+        conn_note_progress(c);
+        if (c->state != CONN_PARKED) {
+            event_add(c->ev_write, NULL);
+        }
+    }
+    c->out_tail = m;
+    c->out_bytes += len;
+    if (pass_fd >= 0) {
+        c->fds_queued++;
+    }
+    return 0;
+}
+
 /* Queues or writes one reply.  Takes ownership of pass_fd. */
 static void conn_send(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
 {
-    struct outmsg *m;
     ssize_t n = 0;
 
     if (c->failed) {
@@ -197,29 +299,16 @@ static void conn_send(struct conn *c, const uint8_t *data, size_t len, int pass_
         if (n > 0 && pass_fd >= 0) {
             close(pass_fd);
             pass_fd = -1;
+            c->fds_unread++;
         }
         if ((size_t)n == len) {
             return;
         }
     }
-    m = malloc(sizeof(*m) + len - (size_t)n);
-    if (m == NULL) {
+    if (conn_queue(c, data + n, len - (size_t)n, pass_fd) < 0) {
         conn_fail(c, "out of memory queueing a reply");
         goto drop;
     }
-    m->next = NULL;
-    m->fd = pass_fd;
-    m->len = len - (size_t)n;
-    m->off = 0;
-    memcpy(m->data, data + n, m->len);
-    if (c->out_tail != NULL) {
-        c->out_tail->next = m;
-    } else {
-        c->out_head = m;
-        event_add(c->ev_write, NULL);
-    }
-    c->out_tail = m;
-    c->out_bytes += m->len;
     if (c->out_bytes > CONN_OUT_HIGH && c->state == CONN_READING) {
         conn_set_state(c, CONN_BACKLOG);
     }
@@ -243,9 +332,12 @@ static void conn_flush(struct conn *c)
         if (n == 0) {
             return;
         }
+        conn_note_progress(c);
         if (m->fd >= 0) {
             close(m->fd);
             m->fd = -1;
+            c->fds_queued--;
+            c->fds_unread++;
         }
         m->off += (size_t)n;
         c->out_bytes -= (size_t)n;
@@ -263,6 +355,25 @@ static void conn_flush(struct conn *c)
     }
 }
 
+/* Whether one more reply may carry a descriptor.  Descriptors the peer has
+ * not received yet are still open (in our queue, or in flight in its socket
+ * and charged to the daemon's user by the kernel), so each connection gets a
+ * fixed share.  Nothing the peer has not read means every descriptor sent
+ * has been received: QEMU reads each reply before its next request, so this
+ * costs it one ioctl every CONN_MAX_FDS opens. */
+static bool conn_fd_room(struct conn *c)
+{
+    int unread;
+
+    if (c->fds_queued + c->fds_unread < CONN_MAX_FDS) {
+        return true;
+    }
+    if (c->fds_unread > 0 && ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread == 0) {
+        c->fds_unread = 0;
+    }
+    return c->fds_queued + c->fds_unread < CONN_MAX_FDS;
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 static bool may_need_lane(uint32_t type)
@@ -270,10 +381,56 @@ static bool may_need_lane(uint32_t type)
     return type == T_CREATE || type == T_MKNOD || type == T_MKDIR || type == T_SYMLINK;
 }
 
+/* Counts the identities a connection creates as; false past the bound. */
+static bool conn_identity_allowed(struct conn *c, uid_t uid, gid_t gid)
+{
+    uint64_t key = (uint64_t)uid << 32 | gid;
+    uint64_t *grown;
+
+    for (unsigned int i = 0; i < c->n_identities; i++) {
+        if (c->identities[i] == key) {
+            return true;
+        }
+    }
+    if (c->n_identities >= CONN_MAX_IDENTITIES) {
+        return false;
+    }
+    grown = realloc(c->identities, (c->n_identities + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        return false;
+    }
+    c->identities = grown;
+    c->identities[c->n_identities++] = key;
+    return true;
+}
+
+/* Sends the request to a lane; the connection waits for it in order. */
+static int conn_to_lane(struct conn *c, struct proto_req *req, uint8_t *body, uid_t uid,
+                        gid_t gid)
+{
+    struct lane_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL) {
+        return -ENOMEM;
+    }
+    job->conn = c;
+    job->worker = conn_w(c);
+    job->ex = c->ex;
+    job->uid = uid;
+    job->gid = gid;
+    job->req = *req;
+    job->body = body;
+    c->lane_busy = true;
+    conn_set_state(c, CONN_IN_LANE);
+    lanes_submit(job);
+    return 0;
+}
+
 /* Runs one complete, well-framed request.  The body is scratch space. */
 static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
-    struct proto_reply *rep = c->w->rep;
+    struct worker *w = conn_w(c);
+    struct proto_reply *rep = w->rep;
     struct proto_req req;
     uint8_t *copy = NULL;
     uid_t uid;
@@ -304,37 +461,41 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
         return;
     }
     if (copy != NULL && ops_lane_identity(&req, &uid, &gid)) {
-        struct lane_job *job = calloc(1, sizeof(*job));
+        int ret = -EPERM;
 
-        if (job != NULL) {
-            job->conn = c;
-            job->worker = c->w;
-            job->ex = c->ex;
-            job->uid = uid;
-            job->gid = gid;
-            job->req = req;
-            job->body = copy;
-            c->lane_busy = true;
-            conn_set_state(c, CONN_IN_LANE);
-            lanes_submit(job);
-            return;
+        if (conn_identity_allowed(c, uid, gid)) {
+            ret = conn_to_lane(c, &req, copy, uid, gid);
+            if (ret == 0) {
+                return;
+            }
+        } else {
+            log_warn("peer pid %d: more than %u identities on one connection; %s as %u:%u "
+                     "refused",
+                     (int)c->peer_pid, CONN_MAX_IDENTITIES, proto_type_name(type),
+                     (unsigned)uid, (unsigned)gid);
         }
-        proto_reply_error(rep, proto_reply_kind(type), -ENOMEM);
+        proto_reply_error(rep, proto_reply_kind(type), ret);
     } else {
+        worker_op_begin(w, c);
         ops_execute(c->ex, &req, rep);
+        worker_op_end(w);
     }
     free(copy);
     conn_send(c, rep->buf, rep->len, rep->fd);
 }
 
-/* Parses and runs whole frames from buf[0..len) while the connection is
- * READING; returns how many bytes were consumed. */
+static bool conn_takes_requests(const struct conn *c)
+{
+    return c->state == CONN_READING && !c->failed && !c->park_wanted;
+}
+
+/* Parses and runs whole frames from buf[0..len) while the connection takes
+ * requests; returns how many bytes were consumed. */
 static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
 {
     size_t off = 0;
 
-    for (int budget = CONN_BUDGET; c->state == CONN_READING && !c->failed && !c->park_wanted;
-         budget--) {
+    for (int budget = CONN_BUDGET; conn_takes_requests(c); budget--) {
         struct proto_hdr hdr;
         int ret;
 
@@ -355,7 +516,11 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
             break;
         }
         if (budget == 0) {
-            event_active(c->ev_read, EV_READ, 0); /* yield; resume next turn */
+            conn_kick(c); /* yield; resume after the others */
+            break;
+        }
+        if (!conn_fd_room(c)) {
+            conn_set_state(c, CONN_FDWAIT);
             break;
         }
         conn_dispatch(c, hdr.type, buf + off + PROTO_HDR_SZ, hdr.size);
@@ -369,6 +534,7 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
 static void conn_destroy(struct conn *c)
 {
     ops_export_unref(c->ex);
+    free(c->identities);
     free(c);
 }
 
@@ -382,9 +548,7 @@ static void conn_free(struct conn *c)
                      c->malformed);
         }
         log_info("peer pid %d disconnected after %lu requests", (int)c->peer_pid, c->requests);
-        event_free(c->ev_read);
-        event_free(c->ev_write);
-        event_free(c->ev_timer);
+        conn_free_events(c);
         close(c->fd);
         c->fd = -1;
         while ((m = c->out_head) != NULL) {
@@ -394,9 +558,10 @@ static void conn_free(struct conn *c)
             }
             free(m);
         }
+        c->out_tail = NULL;
         free(c->pending);
         c->pending = NULL;
-        worker_conn_removed(c->w, c);
+        worker_conn_removed(conn_w(c), c);
     }
     /* A lane still holds a job for it: conn_lane_done frees it later. */
     if (!c->lane_busy) {
@@ -404,11 +569,11 @@ static void conn_free(struct conn *c)
     }
 }
 
-static void conn_stop_timer(struct conn *c)
+static void conn_stop_frame_timer(struct conn *c)
 {
-    if (c->timer_armed) {
-        evtimer_del(c->ev_timer);
-        c->timer_armed = false;
+    if (c->frame_armed) {
+        evtimer_del(c->ev_frame);
+        c->frame_armed = false;
     }
 }
 
@@ -424,8 +589,8 @@ static bool has_whole_frame(const struct conn *c)
 }
 
 /* Adds or removes the read event.  libevent ignores event_add() for an
- * event that is already active, so an event must be added before it is
- * activated by hand, or it is never registered again. */
+ * event that is already active, so input buffered while reading was off is
+ * taken up by conn_kick, never by activating ev_read by hand. */
 static void conn_watch_input(struct conn *c, bool on)
 {
     if (on != c->reading) {
@@ -438,8 +603,39 @@ static void conn_watch_input(struct conn *c, bool on)
     }
 }
 
-/* After every event: end the connection, or set its read interest and
- * frame timer to match its state. */
+/* Whether the connection waits for its peer to read. */
+static bool conn_waits_on_peer(const struct conn *c)
+{
+    return c->state != CONN_PARKED && (c->out_head != NULL || c->state == CONN_FDWAIT);
+}
+
+static void conn_arm_stall(struct conn *c, long ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    evtimer_add(c->ev_stall, &tv);
+    c->stall_armed = true;
+}
+
+/* Keeps ev_stall running exactly while the connection waits on its peer. */
+static void conn_settle_stall(struct conn *c)
+{
+    bool want = conn_waits_on_peer(c);
+
+    if (want && !c->stall_armed) {
+        if (c->out_head == NULL) {
+            conn_note_progress(c); /* FDWAIT starts now */
+        }
+        conn_arm_stall(c, c->state == CONN_FDWAIT ? CONN_FDWAIT_POLL_MS
+                                                  : 1000L * worker_output_timeout(conn_w(c)));
+    } else if (!want && c->stall_armed) {
+        evtimer_del(c->ev_stall);
+        c->stall_armed = false;
+    }
+}
+
+/* After every event: end the connection, or set its events to match its
+ * state. */
 static void conn_settle(struct conn *c)
 {
     if (c->state == CONN_READING && c->eof && !has_whole_frame(c)) {
@@ -450,42 +646,49 @@ static void conn_settle(struct conn *c)
         conn_free(c);
         return;
     }
-    if (c->park_wanted && c->state == CONN_READING && !c->lane_busy && c->out_head == NULL) {
-        /* Between two requests: whatever input is buffered, whole frames
-         * included, travels with the connection and is answered there. */
+    if (c->park_wanted && !c->lane_busy && c->state != CONN_IN_LANE &&
+        (c->state != CONN_DRAINING || !c->stop)) {
+        /* Between two requests: buffered input (whole frames included) and
+         * queued output travel with the connection. */
         conn_set_state(c, CONN_PARKED);
         c->park_wanted = false;
         conn_watch_input(c, false);
-        conn_stop_timer(c);
-        worker_conn_parked(c->w);
+        conn_stop_frame_timer(c);
+        evtimer_del(c->ev_kick);
+        event_del(c->ev_write);
+        conn_settle_stall(c);
+        worker_conn_parked(conn_w(c));
         return;
     }
     conn_watch_input(c, c->state == CONN_READING);
     if (c->state == CONN_READING && c->pending_len > 0) {
-        if (!c->timer_armed) {
-            struct timeval tv = {.tv_sec = atomic_load(&c->w->frame_timeout_s)};
+        if (!c->frame_armed) {
+            struct timeval tv = {.tv_sec = worker_frame_timeout(conn_w(c))};
 
-            evtimer_add(c->ev_timer, &tv);
-            c->timer_armed = true;
+            evtimer_add(c->ev_frame, &tv);
+            c->frame_armed = true;
         }
     } else {
-        conn_stop_timer(c);
+        conn_stop_frame_timer(c);
     }
+    conn_settle_stall(c);
 }
 
-/* A request has been answered or the backlog written: back to taking
- * requests, starting with whatever input is already buffered. */
+/* A request has been answered, the peer has read, or a park was called off:
+ * back to taking requests, starting with whatever input is buffered. */
 static void conn_resume(struct conn *c)
 {
     if (c->out_bytes > CONN_OUT_HIGH) {
         conn_set_state(c, CONN_BACKLOG);
-    } else if (c->stop) {
+    } else if (c->stop || (c->eof && !has_whole_frame(c))) {
         conn_set_state(c, CONN_DRAINING);
+    } else if (!conn_fd_room(c)) {
+        conn_set_state(c, CONN_FDWAIT);
     } else {
         conn_set_state(c, CONN_READING);
         conn_watch_input(c, true);
         if (c->pending_len > 0) {
-            event_active(c->ev_read, EV_READ, 0);
+            conn_kick(c);
         }
     }
 }
@@ -493,7 +696,7 @@ static void conn_resume(struct conn *c)
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    uint8_t *buf = c->w->rbuf;
+    uint8_t *buf = conn_w(c)->rbuf;
     size_t len = c->pending_len, used;
 
     if (c->state != CONN_READING) {
@@ -521,7 +724,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     if (used > 0) {
         /* A frame completed: the timeout starts again for the one now
          * buffered, or a steadily pipelining peer would be cut off. */
-        conn_stop_timer(c);
+        conn_stop_frame_timer(c);
     }
     if (used > 0 || len != c->pending_len) {
         uint8_t *rest = NULL;
@@ -552,14 +755,51 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
     conn_settle(c);
 }
 
-static void conn_on_timeout(evutil_socket_t fd, short what, void *arg)
+static void conn_on_frame_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
-    c->timer_armed = false;
+    c->frame_armed = false;
     conn_fail(c, "frame still incomplete after %u s (%zu bytes buffered)",
-              atomic_load(&c->w->frame_timeout_s), c->pending_len);
+              worker_frame_timeout(conn_w(c)), c->pending_len);
     conn_settle(c);
+}
+
+/* The peer does not read: look whether it took its descriptors, and cut it
+ * off once it has read nothing for the output timeout. */
+static void conn_on_stall(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    unsigned int timeout_s = worker_output_timeout(conn_w(c));
+    struct timespec now;
+    long idle_ms;
+
+    c->stall_armed = false;
+    if (c->state == CONN_FDWAIT && conn_fd_room(c)) {
+        conn_resume(c);
+        conn_settle(c);
+        return;
+    }
+    if (!conn_waits_on_peer(c)) {
+        conn_settle(c);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    idle_ms = (now.tv_sec - c->stall_since.tv_sec) * 1000L +
+              (now.tv_nsec - c->stall_since.tv_nsec) / 1000000L;
+    if (idle_ms >= 1000L * timeout_s) {
+        conn_fail(c, "replies unread for %u s (%zu bytes, %u descriptors waiting)", timeout_s,
+                  c->out_bytes, c->fds_queued + c->fds_unread);
+        conn_settle(c);
+        return;
+    }
+    conn_arm_stall(c, c->state == CONN_FDWAIT ? CONN_FDWAIT_POLL_MS
+                                              : 1000L * timeout_s - idle_ms);
+}
+
+void conn_job_finished(struct lane_job *job)
+{
+    worker_complete(job);
 }
 
 void conn_lane_done(struct lane_job *job)
@@ -583,8 +823,42 @@ void conn_lane_done(struct lane_job *job)
 void conn_drain(struct conn *c)
 {
     c->stop = true;
-    if (c->state == CONN_READING) {
+    if (c->state == CONN_READING || c->state == CONN_FDWAIT || c->state == CONN_BACKLOG) {
         conn_set_state(c, CONN_DRAINING);
+    }
+    conn_settle(c);
+}
+
+/* ---- moving between I/O threads ------------------------------------------ */
+
+void conn_detach(struct conn *c)
+{
+    conn_free_events(c);
+}
+
+void conn_set_worker(struct conn *c, struct worker *w)
+{
+    atomic_store(&c->w, w);
+}
+
+void conn_attach(struct conn *c)
+{
+    if (conn_make_events(c) < 0) {
+        conn_fail(c, "out of memory moving to another thread");
+        c->failed = true;
+        conn_settle(c);
+        return;
+    }
+    worker_conn_added(conn_w(c), c);
+    if (c->state == CONN_PARKED) {
+        worker_conn_parked(conn_w(c));
+        return;
+    }
+    if (c->out_head != NULL) {
+        event_add(c->ev_write, NULL);
+    }
+    if (c->state == CONN_READING && c->pending_len > 0) {
+        conn_kick(c);
     }
     conn_settle(c);
 }
@@ -609,6 +883,9 @@ void conn_unpark(struct conn *c)
     c->park_wanted = false;
     if (c->state == CONN_PARKED) {
         conn_set_state(c, CONN_READING);
+        if (c->out_head != NULL) {
+            event_add(c->ev_write, NULL);
+        }
         conn_resume(c);
         conn_settle(c);
     }
@@ -616,26 +893,74 @@ void conn_unpark(struct conn *c)
 
 void conn_describe(const struct conn *c, struct conn_handover *h)
 {
-    h->fd = c->fd;
-    h->ex = c->ex;
-    h->peer_pid = c->peer_pid;
-    h->peer_uid = c->peer_uid;
-    h->pending = c->pending;
-    h->pending_len = c->pending_len;
+    size_t n = 0;
+
+    *h = (struct conn_handover){
+        .fd = c->fd,
+        .ex = c->ex,
+        .peer_pid = c->peer_pid,
+        .peer_uid = c->peer_uid,
+        .pending = c->pending,
+        .pending_len = c->pending_len,
+    };
+    if (c->out_head == NULL) {
+        return;
+    }
+    h->out = g_malloc(c->out_bytes);
+    h->out_fds = g_new(struct conn_outfd, c->fds_queued > 0 ? c->fds_queued : 1);
+    for (const struct outmsg *m = c->out_head; m != NULL; m = m->next) {
+        if (m->fd >= 0) {
+            h->out_fds[h->n_out_fds++] = (struct conn_outfd){.off = n, .fd = m->fd};
+        }
+        memcpy(h->out + n, m->data + m->off, m->len - m->off);
+        n += m->len - m->off;
+    }
+    h->out_len = n;
 }
 
-void conn_set_pending(struct conn *c, const uint8_t *data, size_t len)
+void conn_handover_clear(struct conn_handover *h)
 {
-    if (len == 0) {
-        return;
+    g_free(h->out);
+    g_free(h->out_fds);
+    h->out = NULL;
+    h->out_fds = NULL;
+    h->out_len = 0;
+    h->n_out_fds = 0;
+}
+
+void conn_set_handover(struct conn *c, const struct conn_handover *h)
+{
+    size_t start = 0;
+
+    /* Output first, in pieces that each begin where a descriptor rides. */
+    for (size_t i = 0; i <= h->n_out_fds; i++) {
+        size_t end = i < h->n_out_fds ? h->out_fds[i].off : h->out_len;
+        int fd = i > 0 ? h->out_fds[i - 1].fd : -1;
+
+        if (end > start || fd >= 0) {
+            if (end <= start || conn_queue(c, h->out + start, end - start, fd) < 0) {
+                if (fd >= 0) {
+                    close(fd);
+                }
+                conn_fail(c, "cannot take over queued replies");
+            }
+        }
+        start = end;
     }
-    c->pending = malloc(len);
-    if (c->pending == NULL) {
-        conn_fail(c, "out of memory adopting buffered input");
-        conn_settle(c);
-        return;
+    if (c->out_bytes > CONN_OUT_HIGH) {
+        conn_set_state(c, CONN_BACKLOG);
+    } else if (!conn_fd_room(c)) {
+        conn_set_state(c, CONN_FDWAIT);
     }
-    memcpy(c->pending, data, len);
-    c->pending_len = len;
-    event_active(c->ev_read, EV_READ, 0);
+    if (h->pending_len > 0) {
+        c->pending = malloc(h->pending_len);
+        if (c->pending == NULL) {
+            conn_fail(c, "out of memory adopting buffered input");
+        } else {
+            memcpy(c->pending, h->pending, h->pending_len);
+            c->pending_len = h->pending_len;
+            conn_kick(c);
+        }
+    }
+    conn_settle(c);
 }

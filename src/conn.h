@@ -11,22 +11,48 @@ struct worker;
 struct export;
 struct lane_job;
 
+/* Bounds on what one connection may hold, whatever its peer does.  QEMU
+ * has one request in flight, so it never comes near any of them. */
+#define CONN_MAX_FDS 16                /* descriptors queued or unread by the peer */
+#define CONN_OUT_HIGH (64 * 1024)      /* queued reply bytes before input waits */
+#define CONN_MAX_IDENTITIES 256        /* distinct uid:gid a connection creates as */
+
 /* Both run on the connection's worker thread.  conn_new takes over one
  * reference to ex, which the connection drops when it ends. */
 struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer);
-/* A lane finished the connection's request: send its reply, go on. */
-void conn_lane_done(struct lane_job *job);
 /* Shutdown: take no new request; close once the current one is answered. */
 void conn_drain(struct conn *c);
 
+/* A lane finished the connection's request (any thread): hands the job
+ * back to the worker that owns the connection now.  The connection
+ * registers this as the job's completion callback. */
+void conn_job_finished(struct lane_job *job);
+/* On the owning worker's thread: send the job's reply, go on. */
+void conn_lane_done(struct lane_job *job);
+/* The worker the connection belongs to at this moment (any thread). */
+struct worker *conn_worker(const struct conn *c);
+
+/* Moving a connection to another I/O thread (worker.c's watchdog, while
+ * the old thread is held inside another connection's request).  detach
+ * drops its events from the old thread's loop; attach, on the new thread,
+ * makes them again and carries on where it was. */
+void conn_detach(struct conn *c);
+void conn_set_worker(struct conn *c, struct worker *w);
+void conn_attach(struct conn *c);
+
 /* Live upgrade, on the connection's worker thread.  conn_park asks the
  * connection to stop between two requests (worker_conn_parked tells when);
- * conn_unpark lets it go on if the upgrade fails. */
+ * conn_unpark lets it go on if the upgrade fails.  A connection parks with
+ * replies still queued: they travel with it. */
 void conn_park(struct conn *c);
 bool conn_parked(const struct conn *c);
 void conn_unpark(struct conn *c);
 
 /* What the new process needs to carry a parked connection on. */
+struct conn_outfd {
+    size_t off; /* the descriptor rides on byte out[off] */
+    int fd;
+};
 struct conn_handover {
     int fd;
     struct export *ex;
@@ -34,9 +60,18 @@ struct conn_handover {
     uid_t peer_uid;
     const uint8_t *pending; /* received, not yet answered */
     size_t pending_len;
+    uint8_t *out; /* replies queued, not yet written */
+    size_t out_len;
+    struct conn_outfd *out_fds;
+    size_t n_out_fds;
 };
+/* Fills h; out and out_fds are allocated (conn_handover_clear frees them,
+ * not the descriptors, which stay the connection's). */
 void conn_describe(const struct conn *c, struct conn_handover *h);
-/* The new process: input the old one had received, to be answered first. */
-void conn_set_pending(struct conn *c, const uint8_t *data, size_t len);
+void conn_handover_clear(struct conn_handover *h);
+/* The new process: input the old one had received, to be answered first,
+ * and output it had not written yet, to be written first.  Takes the
+ * descriptors in out_fds. */
+void conn_set_handover(struct conn *c, const struct conn_handover *h);
 
 #endif

@@ -504,6 +504,8 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
     wopt = (struct worker_options){
         .threads = inherited_fd >= 0 ? 1 : (unsigned)o->threads,
         .frame_timeout_s = set->frame_timeout_s,
+        .output_timeout_s = 30,
+        .io_stall_ms = 100,
         .on_conn_closed = ev_closed,
     };
     ret = workers_start(&wopt);

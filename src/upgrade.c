@@ -164,6 +164,7 @@ static void add_conn(struct conn *c, void *arg)
     g_key_file_set_uint64(st->kf, group, "peer-uid", h.peer_uid);
     g_key_file_set_string(st->kf, group, "pending", pending);
     g_array_append_val(st->fds, h.fd);
+    conn_handover_clear(&h); /* FIXME(i8-upgrade): queued output */
 }
 
 /* Writes the state to a memfd; returns it, or -errno. */
@@ -406,7 +407,9 @@ int upgrade_takeover_adopt(struct export *single_ex)
         if (pending64 != NULL && pending64[0] != '\0') {
             pending = g_base64_decode(pending64, &pending_len);
         }
-        workers_adopt(fd, ex, &peer, pending, pending_len);
+        workers_adopt(&(struct conn_handover){.fd = fd, .ex = ex, .peer_pid = peer.pid,
+                                              .peer_uid = peer.uid, .pending = pending,
+                                              .pending_len = pending_len});
         if (orphan) {
             ops_export_unref(ex); /* the connection holds its own reference */
         }

@@ -1,8 +1,21 @@
-/* worker.c - I/O threads and the queues between them and the rest.
+/* worker.c - I/O threads, the queues between them and the rest, and the
+ * watchdog that moves connections off a thread stuck in the kernel.
  *
- * Hand-offs in both directions (new connections from the acceptor, finished
- * jobs from lanes) go through a mutex-protected queue plus event_active() on
- * the worker's wake event: one wake-up, no polling.
+ * Hand-offs in both directions (new or moved connections from other threads,
+ * finished jobs from lanes) go through a mutex-protected queue plus
+ * event_active() on the worker's wake event: one wake-up, no polling.
+ *
+ * Moving a connection: a worker holds its `own` mutex at all times except
+ * inside the system calls of a request (worker_op_begin/end).  The watchdog
+ * looks at each worker's op_seq every io-stall-ms / 2; one that stayed odd
+ * (inside a request) for io-stall-ms is stuck.  The watchdog then takes its
+ * `own` mutex, which the worker wants back only when its request returns,
+ * and moves every other connection: their events are freed on the stuck
+ * worker's loop (libevent's locks make that safe from another thread, and
+ * none of their callbacks can be running: the thread is inside the busy
+ * one's), and the connection is queued to a healthy worker, which makes its
+ * events again.  A lane job in flight follows the connection: lanes hand it
+ * to whichever worker conn_worker() names, under that worker's lock.
  */
 #include "config.h"
 
@@ -10,6 +23,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -19,21 +33,42 @@
 #include "worker.h"
 
 struct handoff {
-    int fd;
-    struct export *ex; /* a reference, passed on to the connection */
+    struct conn *moved;      /* a connection from a stuck worker, or NULL: */
+    int fd;                  /* a new one */
+    struct export *ex;       /* a reference, passed on to the connection */
     struct ucred peer;
-    size_t pending_len; /* input received by a previous process */
-    uint8_t pending[];
+    struct conn_handover *h; /* what a previous process had, or NULL */
 };
 
-static struct worker *workers;
-static unsigned int nworkers;
+static struct worker *workers[WORKERS_MAX];
+static atomic_uint nworkers;
 static atomic_uint total_conns;
 static atomic_uint running_workers;
+static atomic_uint frame_timeout_s, output_timeout_s, io_stall_ms;
 static struct event *conn_closed_event;
 static struct event *stopped_event;
 static struct event *parked_event;
 static atomic_uint unparked_workers;
+
+/* The watchdog.  mu serialises its scans with parking, so that no
+ * connection moves, and no spare worker appears, while an upgrade counts
+ * parked workers. */
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    bool started, stop, parking;
+    struct {
+        unsigned int seq;    /* op_seq at the last look */
+        long long since_ms;  /* when it was first seen */
+        bool stuck;          /* reported, and skipped by workers_assign */
+    } seen[WORKERS_MAX];
+} wd = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static unsigned int worker_count(void)
+{
+    return atomic_load_explicit(&nworkers, memory_order_acquire);
+}
 
 static void worker_check_stopped(struct worker *w)
 {
@@ -86,6 +121,51 @@ static void worker_apply_parking(struct worker *w, bool parking)
     g_list_free(all);
 }
 
+static void handoff_free(struct handoff *h)
+{
+    if (h->h != NULL) {
+        conn_handover_clear(h->h);
+        g_free((void *)h->h->pending);
+        g_free(h->h);
+    }
+    free(h);
+}
+
+/* Takes one connection handed to w. */
+static void worker_take(struct worker *w, struct handoff *h, bool stopping)
+{
+    struct conn *c = h->moved;
+
+    if (c != NULL) {
+        conn_attach(c);
+    } else {
+        c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer);
+        if (c == NULL) {
+            close(h->fd);
+            for (size_t i = 0; h->h != NULL && i < h->h->n_out_fds; i++) {
+                close(h->h->out_fds[i].fd);
+            }
+            ops_export_unref(h->ex);
+            atomic_fetch_sub(&w->load, 1);
+            atomic_fetch_sub(&total_conns, 1);
+            event_active(conn_closed_event, 0, 0);
+            return;
+        }
+        if (h->h != NULL) {
+            conn_set_handover(c, h->h);
+        }
+    }
+    /* The connection may have ended already: look it up. */
+    if (!g_hash_table_contains(w->conns, c)) {
+        return;
+    }
+    if (w->parking) {
+        conn_park(c);
+    } else if (w->draining) {
+        conn_drain(c);
+    }
+}
+
 static void worker_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -101,21 +181,8 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     parking = w->park_request;
     pthread_mutex_unlock(&w->lock);
 
-    for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; free(h)) {
-        struct conn *c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer);
-
-        if (c == NULL) {
-            close(h->fd);
-            ops_export_unref(h->ex);
-            atomic_fetch_sub(&w->load, 1);
-            atomic_fetch_sub(&total_conns, 1);
-            event_active(conn_closed_event, 0, 0);
-            continue;
-        }
-        conn_set_pending(c, h->pending, h->pending_len);
-        if (w->parking) {
-            conn_park(c);
-        }
+    for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; handoff_free(h)) {
+        worker_take(w, h, stopping);
     }
     for (struct lane_job *job; (job = g_queue_pop_head(&done)) != NULL;) {
         conn_lane_done(job);
@@ -139,119 +206,376 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
+    pthread_mutex_lock(&w->own);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    pthread_mutex_unlock(&w->own);
     if (atomic_fetch_sub(&running_workers, 1) == 1 && stopped_event != NULL) {
         event_active(stopped_event, 0, 0);
     }
     return NULL;
 }
 
+/* Makes and starts worker number workers_count(); returns it or NULL. */
+static struct worker *worker_spawn(void)
+{
+    unsigned int n = worker_count();
+    struct worker *w;
+    int rc;
+
+    if (n >= WORKERS_MAX) {
+        return NULL;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return NULL;
+    }
+    w->base = event_base_new();
+    w->rbuf = malloc(WORKER_RBUF_SIZE);
+    w->rep = malloc(sizeof(*w->rep));
+    if (w->base == NULL || w->rbuf == NULL || w->rep == NULL) {
+        goto fail;
+    }
+    w->ev_wake = event_new(w->base, -1, 0, worker_wake, w);
+    if (w->ev_wake == NULL) {
+        goto fail;
+    }
+    pthread_mutex_init(&w->own, NULL);
+    pthread_mutex_init(&w->lock, NULL);
+    g_queue_init(&w->incoming);
+    g_queue_init(&w->done);
+    w->conns = g_hash_table_new(NULL, NULL);
+    atomic_fetch_add(&running_workers, 1);
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        log_error("cannot start an I/O thread: %s", strerror(rc));
+        atomic_fetch_sub(&running_workers, 1);
+        g_hash_table_destroy(w->conns);
+        event_free(w->ev_wake);
+        goto fail;
+    }
+    workers[n] = w;
+    atomic_store_explicit(&nworkers, n + 1, memory_order_release);
+    return w;
+fail:
+    if (w->base != NULL) {
+        event_base_free(w->base);
+    }
+    free(w->rbuf);
+    free(w->rep);
+    free(w);
+    return NULL;
+}
+
+static void queue_handoff(struct worker *w, struct handoff *h)
+{
+    pthread_mutex_lock(&w->lock);
+    g_queue_push_tail(&w->incoming, h);
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->ev_wake, 0, 0);
+}
+
+/* ---- the watchdog ------------------------------------------------------- */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static bool worker_is_stuck(unsigned int i)
+{
+    return __atomic_load_n(&wd.seen[i].stuck, __ATOMIC_RELAXED);
+}
+
+/* The least loaded worker other than `not` that is not stuck; a new spare
+ * one if there is none.  Called with wd.mu held. */
+static struct worker *healthy_worker(const struct worker *not)
+{
+    struct worker *best = NULL;
+    unsigned int n = worker_count();
+
+    for (unsigned int i = 0; i < n; i++) {
+        if (workers[i] != not && !worker_is_stuck(i) &&
+            (best == NULL || atomic_load(&workers[i]->load) < atomic_load(&best->load))) {
+            best = workers[i];
+        }
+    }
+    if (best == NULL) {
+        best = worker_spawn();
+        if (best != NULL) {
+            log_info("I/O threads: started a spare (%u in all)", worker_count());
+        }
+    }
+    return best;
+}
+
+/* Moves every connection of the stuck worker w but its busy one to `to`.
+ * Called with w->own held, so w's thread is inside the busy request. */
+static unsigned int migrate(struct worker *w, struct worker *to)
+{
+    GList *all = g_hash_table_get_keys(w->conns);
+    GQueue incoming;
+    unsigned int moved = 0;
+
+    for (GList *l = all; l != NULL; l = l->next) {
+        struct conn *c = l->data;
+        struct handoff *h;
+        GList *jobs = NULL;
+
+        if (c == w->busy || (h = calloc(1, sizeof(*h))) == NULL) {
+            continue;
+        }
+        conn_detach(c);
+        g_hash_table_remove(w->conns, c);
+        atomic_fetch_sub(&w->load, 1);
+        atomic_fetch_add(&to->load, 1);
+        /* Under w->lock, so that a lane finishing now hands its job to
+         * whichever worker it finds, and finds it again under its lock. */
+        pthread_mutex_lock(&w->lock);
+        conn_set_worker(c, to);
+        for (GList *j = w->done.head; j != NULL;) {
+            GList *next = j->next;
+
+            if (((struct lane_job *)j->data)->conn == c) {
+                jobs = g_list_append(jobs, j->data);
+                g_queue_delete_link(&w->done, j);
+            }
+            j = next;
+        }
+        pthread_mutex_unlock(&w->lock);
+        h->moved = c;
+        pthread_mutex_lock(&to->lock);
+        g_queue_push_tail(&to->incoming, h);
+        for (GList *j = jobs; j != NULL; j = j->next) {
+            g_queue_push_tail(&to->done, j->data);
+        }
+        pthread_mutex_unlock(&to->lock);
+        g_list_free(jobs);
+        moved++;
+    }
+    g_list_free(all);
+    /* Connections accepted for w that it has not taken yet go too. */
+    pthread_mutex_lock(&w->lock);
+    incoming = w->incoming;
+    g_queue_init(&w->incoming);
+    pthread_mutex_unlock(&w->lock);
+    for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; moved++) {
+        atomic_fetch_sub(&w->load, 1);
+        atomic_fetch_add(&to->load, 1);
+        pthread_mutex_lock(&to->lock);
+        g_queue_push_tail(&to->incoming, h);
+        pthread_mutex_unlock(&to->lock);
+    }
+    event_active(to->ev_wake, 0, 0);
+    return moved;
+}
+
+/* Whether the stuck worker w holds connections other than its busy one. */
+static bool worker_has_others(struct worker *w)
+{
+    bool incoming;
+
+    pthread_mutex_lock(&w->lock);
+    incoming = !g_queue_is_empty(&w->incoming);
+    pthread_mutex_unlock(&w->lock);
+    return incoming || g_hash_table_size(w->conns) > (w->busy != NULL ? 1u : 0u);
+}
+
+static void watchdog_scan(void)
+{
+    long long now = now_ms();
+    unsigned int stall = atomic_load(&io_stall_ms);
+    unsigned int n = worker_count();
+
+    for (unsigned int i = 0; i < n; i++) {
+        struct worker *w = workers[i], *to;
+        unsigned int seq = atomic_load(&w->op_seq);
+        unsigned int moved;
+
+        if (seq != wd.seen[i].seq || (seq & 1) == 0) {
+            if (wd.seen[i].stuck) {
+                log_info("I/O thread %u: its request returned after %lld ms", i,
+                         now - wd.seen[i].since_ms);
+            }
+            wd.seen[i].seq = seq;
+            wd.seen[i].since_ms = now;
+            __atomic_store_n(&wd.seen[i].stuck, false, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (now - wd.seen[i].since_ms < stall || wd.parking) {
+            continue;
+        }
+        if (pthread_mutex_trylock(&w->own) != 0) {
+            continue; /* it is back from its request this very moment */
+        }
+        if (atomic_load(&w->op_seq) == seq && worker_has_others(w)) {
+            to = healthy_worker(w);
+            if (to != NULL) {
+                moved = migrate(w, to);
+                log_warn("I/O thread %u: one request has run for %lld ms (a hung filesystem?); "
+                         "moved its %u other connections to another thread",
+                         i, now - wd.seen[i].since_ms, moved);
+            } else if (!wd.seen[i].stuck) {
+                log_error("I/O thread %u is stuck and no thread can take its connections "
+                          "(%u I/O threads at most)",
+                          i, WORKERS_MAX);
+            }
+        }
+        __atomic_store_n(&wd.seen[i].stuck, true, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&w->own);
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    pthread_mutex_lock(&wd.mu);
+    while (!wd.stop) {
+        unsigned int half = atomic_load(&io_stall_ms) / 2;
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        half = half > 0 ? half : 1;
+        until.tv_sec += half / 1000;
+        until.tv_nsec += (long)(half % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&wd.wake, &wd.mu, &until);
+        if (!wd.stop) {
+            watchdog_scan();
+        }
+    }
+    pthread_mutex_unlock(&wd.mu);
+    return NULL;
+}
+
+/* ---- the rest of the process ---------------------------------------------- */
+
 int workers_start(const struct worker_options *opt)
 {
-    nworkers = opt->threads;
-    conn_closed_event = opt->on_conn_closed;
-    workers = calloc(nworkers, sizeof(*workers));
-    if (workers == NULL) {
-        return -ENOMEM;
-    }
-    for (unsigned int i = 0; i < nworkers; i++) {
-        struct worker *w = &workers[i];
-        int rc;
+    int rc;
 
-        w->base = event_base_new();
-        w->rbuf = malloc(WORKER_RBUF_SIZE);
-        w->rep = malloc(sizeof(*w->rep));
-        if (w->base == NULL || w->rbuf == NULL || w->rep == NULL) {
+    conn_closed_event = opt->on_conn_closed;
+    atomic_store(&frame_timeout_s, opt->frame_timeout_s);
+    atomic_store(&output_timeout_s, opt->output_timeout_s);
+    atomic_store(&io_stall_ms, opt->io_stall_ms > 0 ? opt->io_stall_ms : 100);
+    for (unsigned int i = 0; i < opt->threads && i < WORKERS_MAX; i++) {
+        if (worker_spawn() == NULL) {
+            log_error("cannot start the I/O threads");
             return -ENOMEM;
         }
-        atomic_init(&w->frame_timeout_s, opt->frame_timeout_s);
-        w->ev_wake = event_new(w->base, -1, 0, worker_wake, w);
-        pthread_mutex_init(&w->lock, NULL);
-        g_queue_init(&w->incoming);
-        g_queue_init(&w->done);
-        w->conns = g_hash_table_new(NULL, NULL);
-        atomic_fetch_add(&running_workers, 1);
-        rc = pthread_create(&w->thread, NULL, worker_main, w);
-        if (rc != 0) {
-            log_error("cannot start worker thread: %s", strerror(rc));
-            return -rc;
-        }
     }
+    rc = pthread_create(&wd.thread, NULL, watchdog_main, NULL);
+    if (rc != 0) {
+        log_error("cannot start the watchdog thread: %s", strerror(rc));
+        return -rc;
+    }
+    wd.started = true;
     return 0;
 }
 
-static void assign(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
-                   size_t pending_len)
+static void assign(struct handoff *h)
 {
-    struct worker *best = &workers[0];
-    struct handoff *h = malloc(sizeof(*h) + pending_len);
+    unsigned int n = worker_count();
+    struct worker *best = NULL;
+
+    for (unsigned int i = 0; i < n; i++) {
+        if (!worker_is_stuck(i) &&
+            (best == NULL || atomic_load(&workers[i]->load) < atomic_load(&best->load))) {
+            best = workers[i];
+        }
+    }
+    if (best == NULL) {
+        best = workers[0]; /* all stuck: it waits like the others */
+    }
+    ops_export_ref(h->ex);
+    atomic_fetch_add(&best->load, 1);
+    atomic_fetch_add(&total_conns, 1);
+    queue_handoff(best, h);
+}
+
+void workers_assign(int fd, struct export *ex, const struct ucred *peer)
+{
+    struct handoff *h = calloc(1, sizeof(*h));
 
     if (h == NULL) {
         log_error("out of memory accepting a connection");
         close(fd);
         return;
     }
-    for (unsigned int i = 1; i < nworkers; i++) {
-        if (atomic_load(&workers[i].load) < atomic_load(&best->load)) {
-            best = &workers[i];
-        }
-    }
     h->fd = fd;
-    ops_export_ref(ex);
     h->ex = ex;
     h->peer = *peer;
-    h->pending_len = pending_len;
-    if (pending_len > 0) {
-        memcpy(h->pending, pending, pending_len);
+    assign(h);
+}
+
+void workers_adopt(const struct conn_handover *from)
+{
+    struct handoff *h = calloc(1, sizeof(*h));
+    struct conn_handover *copy = g_new0(struct conn_handover, 1);
+
+    if (h == NULL) {
+        log_error("out of memory adopting a connection");
+        close(from->fd);
+        for (size_t i = 0; i < from->n_out_fds; i++) {
+            close(from->out_fds[i].fd);
+        }
+        g_free(copy);
+        return;
     }
-    atomic_fetch_add(&best->load, 1);
-    atomic_fetch_add(&total_conns, 1);
-    pthread_mutex_lock(&best->lock);
-    g_queue_push_tail(&best->incoming, h);
-    pthread_mutex_unlock(&best->lock);
-    event_active(best->ev_wake, 0, 0);
-}
-
-void workers_assign(int fd, struct export *ex, const struct ucred *peer)
-{
-    assign(fd, ex, peer, NULL, 0);
-}
-
-void workers_adopt(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
-                   size_t pending_len)
-{
-    assign(fd, ex, peer, pending, pending_len);
+    *copy = *from;
+    copy->pending = g_memdup2(from->pending, from->pending_len);
+    copy->out = g_memdup2(from->out, from->out_len);
+    copy->out_fds = g_memdup2(from->out_fds, from->n_out_fds * sizeof(*from->out_fds));
+    h->fd = from->fd;
+    h->ex = from->ex;
+    h->peer = (struct ucred){.pid = from->peer_pid, .uid = from->peer_uid};
+    h->h = copy;
+    assign(h);
 }
 
 static void request_parking(bool park)
 {
-    for (unsigned int i = 0; i < nworkers; i++) {
-        pthread_mutex_lock(&workers[i].lock);
-        workers[i].park_request = park;
-        pthread_mutex_unlock(&workers[i].lock);
-        event_active(workers[i].ev_wake, 0, 0);
+    unsigned int n = worker_count();
+
+    for (unsigned int i = 0; i < n; i++) {
+        pthread_mutex_lock(&workers[i]->lock);
+        workers[i]->park_request = park;
+        pthread_mutex_unlock(&workers[i]->lock);
+        event_active(workers[i]->ev_wake, 0, 0);
     }
 }
 
 void workers_park(struct event *done)
 {
+    pthread_mutex_lock(&wd.mu);
+    wd.parking = true;
     parked_event = done;
-    atomic_store(&unparked_workers, nworkers);
+    atomic_store(&unparked_workers, worker_count());
     request_parking(true);
+    pthread_mutex_unlock(&wd.mu);
 }
 
 void workers_unpark(void)
 {
+    pthread_mutex_lock(&wd.mu);
     request_parking(false);
+    wd.parking = false;
+    pthread_mutex_unlock(&wd.mu);
 }
 
 void workers_foreach_conn(void (*fn)(struct conn *c, void *arg), void *arg)
 {
-    for (unsigned int i = 0; i < nworkers; i++) {
+    unsigned int n = worker_count();
+
+    for (unsigned int i = 0; i < n; i++) {
         GHashTableIter it;
         gpointer c;
 
-        g_hash_table_iter_init(&it, workers[i].conns);
+        g_hash_table_iter_init(&it, workers[i]->conns);
         while (g_hash_table_iter_next(&it, &c, NULL)) {
             fn(c, arg);
         }
@@ -260,9 +584,29 @@ void workers_foreach_conn(void (*fn)(struct conn *c, void *arg), void *arg)
 
 void workers_set_frame_timeout(unsigned int seconds)
 {
-    for (unsigned int i = 0; i < nworkers; i++) {
-        atomic_store(&workers[i].frame_timeout_s, seconds);
-    }
+    atomic_store(&frame_timeout_s, seconds);
+}
+
+void workers_set_output_timeout(unsigned int seconds)
+{
+    atomic_store(&output_timeout_s, seconds);
+}
+
+void workers_set_io_stall_ms(unsigned int ms)
+{
+    atomic_store(&io_stall_ms, ms > 0 ? ms : 1);
+}
+
+unsigned int worker_frame_timeout(const struct worker *w)
+{
+    (void)w;
+    return atomic_load(&frame_timeout_s);
+}
+
+unsigned int worker_output_timeout(const struct worker *w)
+{
+    (void)w;
+    return atomic_load(&output_timeout_s);
 }
 
 unsigned int workers_connections(void)
@@ -272,13 +616,20 @@ unsigned int workers_connections(void)
 
 void workers_stop(struct event *done)
 {
+    unsigned int n;
+
+    pthread_mutex_lock(&wd.mu);
+    wd.stop = true;
+    pthread_cond_signal(&wd.wake);
     stopped_event = done;
-    for (unsigned int i = 0; i < nworkers; i++) {
-        pthread_mutex_lock(&workers[i].lock);
-        workers[i].stopping = true;
-        pthread_mutex_unlock(&workers[i].lock);
-        event_active(workers[i].ev_wake, 0, 0);
+    n = worker_count();
+    for (unsigned int i = 0; i < n; i++) {
+        pthread_mutex_lock(&workers[i]->lock);
+        workers[i]->stopping = true;
+        pthread_mutex_unlock(&workers[i]->lock);
+        event_active(workers[i]->ev_wake, 0, 0);
     }
+    pthread_mutex_unlock(&wd.mu);
     if (atomic_load(&running_workers) == 0) {
         event_active(done, 0, 0);
     }
@@ -286,19 +637,31 @@ void workers_stop(struct event *done)
 
 void workers_join(void)
 {
-    for (unsigned int i = 0; i < nworkers; i++) {
-        pthread_join(workers[i].thread, NULL);
+    unsigned int n = worker_count();
+
+    if (wd.started) {
+        pthread_join(wd.thread, NULL);
+        wd.started = false;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        pthread_join(workers[i]->thread, NULL);
     }
 }
 
 void worker_complete(struct lane_job *job)
 {
-    struct worker *w = job->worker;
+    for (;;) {
+        struct worker *w = conn_worker(job->conn);
 
-    pthread_mutex_lock(&w->lock);
-    g_queue_push_tail(&w->done, job);
-    pthread_mutex_unlock(&w->lock);
-    event_active(w->ev_wake, 0, 0);
+        pthread_mutex_lock(&w->lock);
+        if (conn_worker(job->conn) == w) {
+            g_queue_push_tail(&w->done, job);
+            pthread_mutex_unlock(&w->lock);
+            event_active(w->ev_wake, 0, 0);
+            return;
+        }
+        pthread_mutex_unlock(&w->lock); /* moved meanwhile: follow it */
+    }
 }
 
 void worker_conn_added(struct worker *w, struct conn *c)
