@@ -265,15 +265,11 @@ static void conn_flush(struct conn *c)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static bool may_need_lane(uint32_t type)
-{
-    return type == T_CREATE || type == T_MKNOD || type == T_MKDIR || type == T_SYMLINK;
-}
-
 /* Runs one complete, well-framed request.  The body is scratch space. */
 static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
     struct proto_reply *rep = c->w->rep;
+    const struct proto_op *op = proto_op(type);
     struct proto_req req;
     uint8_t *copy = NULL;
     uid_t uid;
@@ -281,7 +277,7 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
 
     c->requests++;
     /* A creation may travel to a lane: give it a body of its own. */
-    if (may_need_lane(type)) {
+    if (op != NULL && (op->flags & PROTO_GUEST_CREDS)) {
         copy = malloc(size > 0 ? size : 1);
         if (copy == NULL) {
             proto_reply_error(rep, proto_reply_kind(type), -ENOMEM);
