@@ -317,7 +317,7 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
         }
         proto_reply_error(rep, proto_reply_kind(type), -ENOMEM);
     } else {
-        ops_execute(c->ex, &req, rep);
+        ops_execute(c->ex, &req, rep, 0);
     }
     free(copy);
     conn_send(c, rep->buf, rep->len, rep->fd);
