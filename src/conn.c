@@ -376,11 +376,6 @@ static bool conn_fd_room(struct conn *c)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static bool may_need_lane(uint32_t type)
-{
-    return type == T_CREATE || type == T_MKNOD || type == T_MKDIR || type == T_SYMLINK;
-}
-
 /* Counts the identities a connection creates as; false past the bound. */
 static bool conn_identity_allowed(struct conn *c, uid_t uid, gid_t gid)
 {
@@ -404,13 +399,46 @@ static bool conn_identity_allowed(struct conn *c, uid_t uid, gid_t gid)
     return true;
 }
 
-/* Sends the request to a lane; the connection waits for it in order. */
-static int conn_to_lane(struct conn *c, struct proto_req *req, uint8_t *body, uid_t uid,
-                        gid_t gid)
+/* A request leaving the receive buffer for a lane: a copy of req whose
+ * strings live in one allocation, *store. */
+static int conn_clone_req(const struct proto_op *op, const struct proto_req *req,
+                          struct proto_req *out, uint8_t **store)
+{
+    size_t need = 1;
+    uint8_t *p;
+
+    for (size_t i = 0; op->format[i] != '\0'; i++) {
+        if (op->format[i] == 's' || op->format[i] == 'v') {
+            need += (size_t)req->a[i].s.len + 1;
+        }
+    }
+    p = malloc(need);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    *store = p;
+    *out = *req;
+    for (size_t i = 0; op->format[i] != '\0'; i++) {
+        if (op->format[i] == 's' || op->format[i] == 'v') {
+            memcpy(p, req->a[i].s.p, req->a[i].s.len);
+            p[req->a[i].s.len] = '\0';
+            out->a[i].s.p = (char *)p;
+            p += req->a[i].s.len + 1;
+        }
+    }
+    return 0;
+}
+
+/* Sends the request to a lane, acting as uid:gid; the connection waits for
+ * it in order.  may_block: a retry of a request that would have slept in
+ * the kernel on the I/O thread (a lease break). */
+static int conn_to_lane(struct conn *c, const struct proto_op *op, const struct proto_req *req,
+                        uid_t uid, gid_t gid, bool may_block)
 {
     struct lane_job *job = calloc(1, sizeof(*job));
 
-    if (job == NULL) {
+    if (job == NULL || conn_clone_req(op, req, &job->req, &job->body) < 0) {
+        free(job);
         return -ENOMEM;
     }
     job->conn = c;
@@ -418,10 +446,9 @@ static int conn_to_lane(struct conn *c, struct proto_req *req, uint8_t *body, ui
     job->ex = c->ex;
     job->uid = uid;
     job->gid = gid;
-    job->req = *req;
-    job->body = body;
     c->lane_busy = true;
     conn_set_state(c, CONN_IN_LANE);
+    (void)may_block;
     lanes_submit(job);
     return 0;
 }
@@ -429,58 +456,55 @@ static int conn_to_lane(struct conn *c, struct proto_req *req, uint8_t *body, ui
 /* Runs one complete, well-framed request.  The body is scratch space. */
 static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
+    const struct proto_op *op = proto_op(type); /* the header named a request */
     struct worker *w = conn_w(c);
     struct proto_reply *rep = w->rep;
     struct proto_req req;
-    uint8_t *copy = NULL;
     uid_t uid;
     gid_t gid;
+    int ret;
 
     c->requests++;
-    /* A creation may travel to a lane: give it a body of its own. */
-    if (may_need_lane(type)) {
-        copy = malloc(size > 0 ? size : 1);
-        if (copy == NULL) {
-            proto_reply_error(rep, proto_reply_kind(type), -ENOMEM);
-            conn_send(c, rep->buf, rep->len, -1);
-            return;
-        }
-        memcpy(copy, body, size);
-        body = copy;
-    }
     if (proto_decode_body(type, body, size, &req) < 0) {
         /* Framed correctly, so the stream is still in step: answer, and
          * keep the connection (QEMU would lose the share for good). */
         if (c->malformed++ == 0) {
             log_warn("peer pid %d: malformed %s request (%u body bytes) answered EINVAL",
-                     (int)c->peer_pid, proto_type_name(type), size);
+                     (int)c->peer_pid, op->name, size);
         }
-        free(copy);
-        proto_reply_error(rep, proto_reply_kind(type), -EINVAL);
+        proto_reply_error(rep, op->reply, -EINVAL);
         conn_send(c, rep->buf, rep->len, -1);
         return;
     }
-    if (copy != NULL && ops_lane_identity(&req, &uid, &gid)) {
-        int ret = -EPERM;
-
-        if (conn_identity_allowed(c, uid, gid)) {
-            ret = conn_to_lane(c, &req, copy, uid, gid);
-            if (ret == 0) {
-                return;
-            }
-        } else {
+    if ((op->flags & PROTO_GUEST_CREDS) && ops_lane_identity(&req, &uid, &gid)) {
+        if (!conn_identity_allowed(c, uid, gid)) {
             log_warn("peer pid %d: more than %u identities on one connection; %s as %u:%u "
                      "refused",
-                     (int)c->peer_pid, CONN_MAX_IDENTITIES, proto_type_name(type),
-                     (unsigned)uid, (unsigned)gid);
+                     (int)c->peer_pid, CONN_MAX_IDENTITIES, op->name, (unsigned)uid,
+                     (unsigned)gid);
+            ret = -EPERM;
+        } else {
+            ret = conn_to_lane(c, op, &req, uid, gid, false);
         }
-        proto_reply_error(rep, proto_reply_kind(type), ret);
-    } else {
-        worker_op_begin(w, c);
-        ops_execute(c->ex, &req, rep);
-        worker_op_end(w);
+        if (ret == 0) {
+            return;
+        }
+        proto_reply_error(rep, op->reply, ret);
+        conn_send(c, rep->buf, rep->len, -1);
+        return;
     }
-    free(copy);
+    worker_op_begin(w, c);
+    ret = ops_execute(c->ex, &req, rep, OPS_NONBLOCK);
+    worker_op_end(w);
+    if (ret == -EWOULDBLOCK) {
+        /* A lease break would have held this thread: finish the request
+         * on a lane, as the daemon itself, while the others go on. */
+        ret = conn_to_lane(c, op, &req, 0, 0, true);
+        if (ret == 0) {
+            return;
+        }
+        proto_reply_error(rep, op->reply, ret);
+    }
     conn_send(c, rep->buf, rep->len, rep->fd);
 }
 

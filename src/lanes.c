@@ -89,7 +89,7 @@ static void run_job(struct lane_job *job, int cred_err, struct proto_reply *rep)
     if (cred_err < 0) {
         proto_reply_error(rep, proto_reply_kind(job->req.type), -EPERM);
     } else {
-        ops_execute(job->ex, &job->req, rep);
+        ops_execute(job->ex, &job->req, rep, 0);
     }
     if (rep->len > sizeof(job->reply)) {
         /* Cannot happen for creations; never send a reply QEMU would misread. */

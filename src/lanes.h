@@ -12,7 +12,8 @@ struct worker;
 struct export;
 
 /* A request travelling to a lane and its reply travelling back.  Lanes only
- * run creations, whose replies are a status or an fd: at most 12 bytes. */
+ * run creations and retries of open, create, truncate and getversion, whose
+ * replies are a status, an fd or a generation: at most 16 bytes. */
 struct lane_job {
     struct lane_job *next;
     struct conn *conn;     /* owner; only touched on its worker's thread */
@@ -22,7 +23,7 @@ struct lane_job {
     gid_t gid;
     struct proto_req req; /* strings point into body */
     uint8_t *body;
-    uint8_t reply[PROTO_HDR_SZ + 4];
+    uint8_t reply[PROTO_HDR_SZ + 8]; /* a status, an fd reply or a generation */
     size_t reply_len;
     int reply_fd;
 };

@@ -8,6 +8,22 @@
  * follow one (open, chmod, truncate, statfs, getversion) first pin the object
  * with an O_PATH descriptor, check what it is, and then reach that very inode
  * through /proc/self/fd, so nothing can be swapped in between.
+ *
+ * Leases: a request may sleep in the kernel while an F_SETLEASE lease is
+ * being broken, up to /proc/sys/fs/lease-break-time (45 s by default); the
+ * holder may be a peer (on an fd the daemon passed it) or any host process
+ * that can open the file.  Only two calls break such a lease: open(2) of the
+ * file (do_dentry_open -> break_lease; for reading, only a write lease
+ * conflicts) and truncate(2) (vfs_truncate -> break_lease(inode, O_WRONLY)).
+ * chmod, chown, utime, the xattr calls, link, rename and unlink break only
+ * NFS delegations: they call try_break_deleg(), a break of type FL_DELEG, and
+ * fs/locks.c leases_conflict() answers "no conflict" for an FL_DELEG breaker
+ * against an FL_LEASE lease (tests/unit/test-ops-nonblock.c checks it).
+ * O_PATH opens return before break_lease.  So the requests that can wait for
+ * a lease are exactly the rows with PROTO_MAY_BLOCK (open, create of an
+ * existing file, truncate, getversion); under OPS_NONBLOCK their opens carry
+ * O_NONBLOCK, with which __break_lease starts the break (the holder is
+ * signalled) and answers EWOULDBLOCK instead of waiting.
  */
 #include "config.h"
 
@@ -28,6 +44,7 @@
 
 #include "log.h"
 #include "ops.h"
+#include "proto.h"
 
 /* Open flags the kernel knows; anything else is dropped, as open(2) would
  * ignore it, because openat2(2) refuses unknown bits. */
@@ -45,8 +62,13 @@ static gid_t daemon_gid;
 /* /proc/<pid>/fd, for reopening O_PATH descriptors with one short lookup. */
 static int proc_fd_dir = -1;
 
+static int check_handlers(void);
+
 int ops_init(void)
 {
+    if (check_handlers() < 0) {
+        return -EINVAL;
+    }
     daemon_uid = geteuid();
     daemon_gid = getegid();
     proc_fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -119,22 +141,15 @@ void ops_export_unref(struct export *ex)
 
 bool ops_lane_identity(const struct proto_req *req, uid_t *uid, gid_t *gid)
 {
-    int id_arg;
-
-    switch (req->type) {
-    case T_CREATE:
-        id_arg = 3;
-        break;
-    case T_MKNOD:
-    case T_MKDIR:
-    case T_SYMLINK:
-        id_arg = 0;
-        break;
-    default:
+    if (!proto_identity(req, uid, gid)) {
         return false;
     }
-    *uid = req->a[id_arg].d == (uint32_t)-1 ? daemon_uid : (uid_t)req->a[id_arg].d;
-    *gid = req->a[id_arg + 1].d == (uint32_t)-1 ? daemon_gid : (gid_t)req->a[id_arg + 1].d;
+    if (*uid == (uid_t)-1) {
+        *uid = daemon_uid;
+    }
+    if (*gid == (gid_t)-1) {
+        *gid = daemon_gid;
+    }
     return *uid != daemon_uid || *gid != daemon_gid;
 }
 
@@ -193,10 +208,11 @@ static bool is_plain_name(const char *name)
 /* Splits path into its parent directory, opened beneath the root, and its
  * last component.  A path that ends in no plain name ("/", "x/..", "x/.")
  * names a directory: it is opened itself and the component becomes ".".
- * path is modified during the call and restored. */
-static int at_resolve(const struct export *ex, char *path, struct at *at)
+ * The parent is copied out, never cut in place: a request is not modified
+ * (ops_execute may run it twice). */
+static int at_resolve(const struct export *ex, const char *path, struct at *at)
 {
-    char *slash = strrchr(path, '/');
+    const char *slash = strrchr(path, '/');
     const char *name = slash != NULL ? slash + 1 : path;
     size_t dirlen = slash != NULL ? (size_t)(slash - path) : 0;
     int fd;
@@ -218,9 +234,14 @@ static int at_resolve(const struct export *ex, char *path, struct at *at)
         at->name = name;
         return 0;
     } else {
-        *slash = '\0';
-        fd = openat2_in_root(ex->root_fd, path, O_PATH | O_DIRECTORY, 0);
-        *slash = '/';
+        char dir[PATH_MAX];
+
+        if (dirlen >= sizeof(dir)) {
+            return -ENAMETOOLONG; /* what openat2 answers for such a path */
+        }
+        memcpy(dir, path, dirlen);
+        dir[dirlen] = '\0';
+        fd = openat2_in_root(ex->root_fd, dir, O_PATH | O_DIRECTORY, 0);
         at->name = name;
     }
     if (fd < 0) {
@@ -233,7 +254,8 @@ static int at_resolve(const struct export *ex, char *path, struct at *at)
 
 /* Like at_resolve, for operations that create, remove or rename the name
  * itself: the last component must be a plain name, else special_err. */
-static int at_resolve_name(const struct export *ex, char *path, struct at *at, int special_err)
+static int at_resolve_name(const struct export *ex, const char *path, struct at *at,
+                           int special_err)
 {
     const char *slash = strrchr(path, '/');
 
@@ -272,11 +294,49 @@ static int reopen(int pfd, mode_t mode, int flags)
     return fd < 0 ? -errno : fd;
 }
 
+/* A handler's answer "an open stopped at a lease break" (OPS_NONBLOCK only).
+ * Not an errno on purpose: the EWOULDBLOCK of an open the guest itself made
+ * O_NONBLOCK is that guest's answer, not a reason to run the request again. */
+#define OP_WOULD_SLEEP (-0x10000)
+
+/* reopen() for a request.  With OPS_NONBLOCK the open carries O_NONBLOCK, so
+ * that a lease break answers EWOULDBLOCK (OP_WOULD_SLEEP) instead of
+ * sleeping: the break is started all the same, and nothing was opened or
+ * truncated.  (The caller has checked the type: for a regular file or a
+ * directory O_NONBLOCK changes nothing else about the open.)  The new
+ * descriptor may carry that extra O_NONBLOCK: see drop_nonblock(). */
+static int reopen_nb(int pfd, mode_t mode, int flags, unsigned int ops_flags)
+{
+    int fd;
+
+    if (!(ops_flags & OPS_NONBLOCK) || (flags & O_NONBLOCK)) {
+        return reopen(pfd, mode, flags);
+    }
+    fd = reopen(pfd, mode, flags | O_NONBLOCK);
+    return fd == -EWOULDBLOCK ? OP_WOULD_SLEEP : fd;
+}
+
+/* Clears the O_NONBLOCK reopen_nb() added on a descriptor that goes to the
+ * guest: its status flags are then exactly what the guest asked for.  Takes
+ * ownership of fd. */
+static int drop_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 /* Turns an O_PATH descriptor into the fd reply of T_OPEN/T_CREATE.  Only
  * regular files and directories are ever opened (CVE-2023-2861); the check
  * happens on the O_PATH descriptor, before any open could block or have side
  * effects.  Takes ownership of pfd. */
-static int reply_open_checked(int pfd, int flags, struct proto_reply *rep)
+static int reply_open_checked(int pfd, int flags, unsigned int ops_flags, struct proto_reply *rep)
 {
     struct stat st;
     int fd;
@@ -293,7 +353,10 @@ static int reply_open_checked(int pfd, int flags, struct proto_reply *rep)
         proto_reply_fd(rep, pfd);
         return 0;
     } else {
-        fd = reopen(pfd, st.st_mode, flags);
+        fd = reopen_nb(pfd, st.st_mode, flags, ops_flags);
+        if (fd >= 0 && (ops_flags & OPS_NONBLOCK) && !(flags & O_NONBLOCK)) {
+            fd = drop_nonblock(fd);
+        }
     }
     close(pfd);
     if (fd < 0) {
@@ -304,11 +367,11 @@ static int reply_open_checked(int pfd, int flags, struct proto_reply *rep)
 }
 
 static int open_existing(const struct export *ex, const char *path, int flags,
-                         struct proto_reply *rep)
+                         unsigned int ops_flags, struct proto_reply *rep)
 {
     int pfd = obj_open(ex, path, !(flags & O_NOFOLLOW));
 
-    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, rep);
+    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, ops_flags, rep);
 }
 
 static int ret_errno(long ret)
@@ -319,7 +382,8 @@ static int ret_errno(long ret)
 /* ---- handlers: each returns -errno, or a status >= 0 for replies it did not
  * encode itself ----------------------------------------------------------- */
 
-static int op_open(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_open(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                   unsigned int ops_flags)
 {
     int flags = (int)r->a[1].d;
 
@@ -330,10 +394,11 @@ static int op_open(const struct export *ex, struct proto_req *r, struct proto_re
         return -EROFS;
     }
     /* QEMU never sends O_CREAT here (T_CREATE exists for that). */
-    return open_existing(ex, r->a[0].s.p, flags & ~(O_CREAT | O_EXCL), rep);
+    return open_existing(ex, r->a[0].s.p, flags & ~(O_CREAT | O_EXCL), ops_flags, rep);
 }
 
-static int op_create(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_create(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                     unsigned int ops_flags)
 {
     const char *path = r->a[0].s.p;
     int flags = (int)r->a[1].d & OPEN_FLAGS_KNOWN;
@@ -342,8 +407,9 @@ static int op_create(const struct export *ex, struct proto_req *r, struct proto_
     if ((flags & O_TMPFILE) == O_TMPFILE || (flags & O_PATH)) {
         return -EINVAL;
     }
-    /* A new file needs no check.  An existing one (no O_EXCL) is opened
-     * like T_OPEN; if it vanishes in between, creating is tried again. */
+    /* A new file needs no check, and cannot carry a lease yet.  An existing
+     * one (no O_EXCL) is opened like T_OPEN, lease rules included; if it
+     * vanishes in between, creating is tried again. */
     for (int i = 0; i < RESOLVE_RETRIES; i++) {
         int fd = openat2_in_root(ex->root_fd, path, flags | O_CREAT | O_EXCL, mode);
 
@@ -354,7 +420,7 @@ static int op_create(const struct export *ex, struct proto_req *r, struct proto_
         if (fd != -EEXIST || (flags & O_EXCL)) {
             return fd;
         }
-        fd = open_existing(ex, path, flags & ~(O_CREAT | O_EXCL), rep);
+        fd = open_existing(ex, path, flags & ~(O_CREAT | O_EXCL), ops_flags, rep);
         if (fd != -ENOENT) {
             return fd;
         }
@@ -362,7 +428,8 @@ static int op_create(const struct export *ex, struct proto_req *r, struct proto_
     return -ENOENT;
 }
 
-static int op_mknod(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_mknod(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                    unsigned int ops_flags)
 {
     mode_t mode = r->a[3].d & (S_IFMT | 07777);
     struct at at;
@@ -382,7 +449,8 @@ static int op_mknod(const struct export *ex, struct proto_req *r, struct proto_r
     return ret;
 }
 
-static int op_mkdir(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_mkdir(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                    unsigned int ops_flags)
 {
     struct at at;
     int ret = at_resolve_name(ex, r->a[2].s.p, &at, -EEXIST);
@@ -394,7 +462,8 @@ static int op_mkdir(const struct export *ex, struct proto_req *r, struct proto_r
     return ret;
 }
 
-static int op_symlink(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_symlink(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                      unsigned int ops_flags)
 {
     struct at at;
     int ret = at_resolve_name(ex, r->a[3].s.p, &at, -EEXIST);
@@ -409,7 +478,7 @@ static int op_symlink(const struct export *ex, struct proto_req *r, struct proto
 typedef int (*two_names_fn)(const struct at *old, const struct at *new);
 
 /* Link and rename name two objects, each as (directory fd, plain name). */
-static int with_two_names(const struct export *ex, struct proto_req *r, int old_special_err,
+static int with_two_names(const struct export *ex, const struct proto_req *r, int old_special_err,
                           int new_special_err, two_names_fn fn)
 {
     struct at old, new;
@@ -438,13 +507,15 @@ static int do_rename(const struct at *old, const struct at *new)
     return ret_errno(renameat(old->dirfd, old->name, new->dirfd, new->name));
 }
 
-static int op_link(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_link(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                   unsigned int ops_flags)
 {
     /* A path ending in "." or ".." names a directory: no hard links. */
     return with_two_names(ex, r, -EPERM, -EEXIST, do_link);
 }
 
-static int op_lstat(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_lstat(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                    unsigned int ops_flags)
 {
     struct stat st;
     struct at at;
@@ -461,7 +532,8 @@ static int op_lstat(const struct export *ex, struct proto_req *r, struct proto_r
     return ret;
 }
 
-static int op_readlink(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_readlink(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                       unsigned int ops_flags)
 {
     int32_t bufsize = (int32_t)r->a[1].d;
     struct at at;
@@ -486,7 +558,8 @@ static int op_readlink(const struct export *ex, struct proto_req *r, struct prot
     return ret;
 }
 
-static int op_statfs(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_statfs(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                     unsigned int ops_flags)
 {
     struct statfs sfs;
     int fd = obj_open(ex, r->a[0].s.p, true);
@@ -503,7 +576,8 @@ static int op_statfs(const struct export *ex, struct proto_req *r, struct proto_
     return ret;
 }
 
-static int op_chmod(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_chmod(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                    unsigned int ops_flags)
 {
     char name[16];
     int fd = obj_open(ex, r->a[0].s.p, true);
@@ -518,7 +592,8 @@ static int op_chmod(const struct export *ex, struct proto_req *r, struct proto_r
     return ret;
 }
 
-static int op_chown(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_chown(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                    unsigned int ops_flags)
 {
     struct at at;
     int ret = at_resolve(ex, r->a[0].s.p, &at);
@@ -531,22 +606,56 @@ static int op_chown(const struct export *ex, struct proto_req *r, struct proto_r
     return ret;
 }
 
-static int op_truncate(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+/* truncate(2) semantics exactly: a negative length is EINVAL before the
+ * path is looked at, a final symlink inside the export is followed, a
+ * directory is EISDIR and anything else that is not a regular file EINVAL,
+ * decided on the O_PATH descriptor, so a FIFO or device is never opened.
+ * truncate(2) itself would sleep on a lease break, and there is no
+ * non-blocking truncate(2): under OPS_NONBLOCK the file is first opened for
+ * writing with O_NONBLOCK, which starts the break and answers EWOULDBLOCK
+ * instead of waiting (and whose other errors are truncate's own: EROFS,
+ * EACCES, EPERM, ETXTBSY).  While that descriptor is open no new lease can
+ * be granted (check_conflicting_open refuses a lease on a file open for
+ * writing), so the truncate(2) that follows cannot wait.  It is truncate(2)
+ * rather than ftruncate(2) so that the filesystem sees the very same call as
+ * under the reference helper.  Without OPS_NONBLOCK (a retry off the I/O
+ * thread) truncate(2) is simply allowed to wait. */
+static int op_truncate(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                       unsigned int ops_flags)
 {
     char path[PROC_PATH_MAX];
-    int fd = obj_open(ex, r->a[0].s.p, true);
-    int ret;
+    struct stat st;
+    int pfd, gate = -1, ret;
 
-    if (fd < 0) {
-        return fd;
+    if ((int64_t)r->a[1].q < 0) {
+        return -EINVAL;
     }
-    proc_path(path, sizeof(path), fd, NULL);
-    ret = ret_errno(truncate(path, (off_t)r->a[1].q));
-    close(fd);
+    pfd = obj_open(ex, r->a[0].s.p, true);
+    if (pfd < 0) {
+        return pfd;
+    }
+    if (fstat(pfd, &st) < 0) {
+        ret = -errno;
+    } else if (S_ISDIR(st.st_mode)) {
+        ret = -EISDIR;
+    } else if (!S_ISREG(st.st_mode)) {
+        ret = -EINVAL;
+    } else if ((ops_flags & OPS_NONBLOCK) &&
+               (gate = reopen_nb(pfd, st.st_mode, O_WRONLY, ops_flags)) < 0) {
+        ret = gate;
+    } else {
+        proc_path(path, sizeof(path), pfd, NULL);
+        ret = ret_errno(truncate(path, (off_t)r->a[1].q));
+    }
+    if (gate >= 0) {
+        close(gate);
+    }
+    close(pfd);
     return ret;
 }
 
-static int op_utime(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_utime(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                    unsigned int ops_flags)
 {
     /* Passed through as they arrive, QEMU's field mix-up included
      * (PROTOCOL.md §4.14): what is lost on the client cannot be rebuilt. */
@@ -564,12 +673,14 @@ static int op_utime(const struct export *ex, struct proto_req *r, struct proto_r
     return ret;
 }
 
-static int op_rename(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_rename(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                     unsigned int ops_flags)
 {
     return with_two_names(ex, r, -EBUSY, -EBUSY, do_rename);
 }
 
-static int op_remove(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_remove(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                     unsigned int ops_flags)
 {
     struct at at;
     int ret = at_resolve_name(ex, r->a[0].s.p, &at, -EBUSY);
@@ -589,7 +700,8 @@ static int op_remove(const struct export *ex, struct proto_req *r, struct proto_
 /* The xattr calls have no *at form: the object is named by the /proc path
  * of its parent directory plus its own name, so the l* calls still act on a
  * final symlink itself. */
-static int xattr_path(const struct export *ex, char *path, char *buf, size_t size, struct at *at)
+static int xattr_path(const struct export *ex, const char *path, char *buf, size_t size,
+                      struct at *at)
 {
     int ret = at_resolve(ex, path, at);
 
@@ -622,7 +734,7 @@ static int reply_xattr(ssize_t n, int32_t size, struct proto_reply *rep)
 }
 
 /* T_LGETXATTR (name given) and T_LLISTXATTR (name NULL): size, then path. */
-static int xattr_read(const struct export *ex, struct proto_req *r, const char *name,
+static int xattr_read(const struct export *ex, const struct proto_req *r, const char *name,
                       struct proto_reply *rep)
 {
     int32_t size = (int32_t)r->a[0].d;
@@ -646,17 +758,20 @@ static int xattr_read(const struct export *ex, struct proto_req *r, const char *
     return ret;
 }
 
-static int op_lgetxattr(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_lgetxattr(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                        unsigned int ops_flags)
 {
     return xattr_read(ex, r, r->a[2].s.p, rep);
 }
 
-static int op_llistxattr(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_llistxattr(const struct export *ex, const struct proto_req *r,
+                         struct proto_reply *rep, unsigned int ops_flags)
 {
     return xattr_read(ex, r, NULL, rep);
 }
 
-static int op_lsetxattr(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+static int op_lsetxattr(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                        unsigned int ops_flags)
 {
     char path[PROC_PATH_MAX];
     struct at at;
@@ -675,8 +790,8 @@ static int op_lsetxattr(const struct export *ex, struct proto_req *r, struct pro
     return ret;
 }
 
-static int op_lremovexattr(const struct export *ex, struct proto_req *r,
-                           struct proto_reply *rep)
+static int op_lremovexattr(const struct export *ex, const struct proto_req *r,
+                           struct proto_reply *rep, unsigned int ops_flags)
 {
     char path[PROC_PATH_MAX];
     struct at at;
@@ -689,7 +804,12 @@ static int op_lremovexattr(const struct export *ex, struct proto_req *r,
     return ret;
 }
 
-static int op_getversion(const struct export *ex, struct proto_req *r, struct proto_reply *rep)
+/* Opens the object (regular files and directories only: anything else is
+ * ENOTTY without being opened) to ask for its generation.  The open for
+ * reading waits for a write lease to be broken; under OPS_NONBLOCK it does
+ * not (reopen_nb). */
+static int op_getversion(const struct export *ex, const struct proto_req *r,
+                         struct proto_reply *rep, unsigned int ops_flags)
 {
     int pfd = obj_open(ex, r->a[0].s.p, true);
     struct stat st;
@@ -703,7 +823,7 @@ static int op_getversion(const struct export *ex, struct proto_req *r, struct pr
     } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         fd = -ENOTTY;
     } else {
-        fd = reopen(pfd, st.st_mode, O_RDONLY | O_NONBLOCK);
+        fd = reopen_nb(pfd, st.st_mode, O_RDONLY, ops_flags);
     }
     close(pfd);
     if (fd < 0) {
@@ -724,52 +844,93 @@ static int op_getversion(const struct export *ex, struct proto_req *r, struct pr
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-#define OP_MUTATES 1u /* refused with EROFS on a read-only export */
+typedef int (*op_fn)(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                     unsigned int ops_flags);
 
-typedef int (*op_fn)(const struct export *ex, struct proto_req *r, struct proto_reply *rep);
-
-static const struct {
-    op_fn fn;
-    unsigned int flags;
-} op_table[T_NTYPES] = {
-    [T_OPEN] = {op_open, 0}, /* checks its own flags */
-    [T_CREATE] = {op_create, OP_MUTATES},
-    [T_MKNOD] = {op_mknod, OP_MUTATES},
-    [T_MKDIR] = {op_mkdir, OP_MUTATES},
-    [T_SYMLINK] = {op_symlink, OP_MUTATES},
-    [T_LINK] = {op_link, OP_MUTATES},
-    [T_LSTAT] = {op_lstat, 0},
-    [T_READLINK] = {op_readlink, 0},
-    [T_STATFS] = {op_statfs, 0},
-    [T_CHMOD] = {op_chmod, OP_MUTATES},
-    [T_CHOWN] = {op_chown, OP_MUTATES},
-    [T_TRUNCATE] = {op_truncate, OP_MUTATES},
-    [T_UTIME] = {op_utime, OP_MUTATES},
-    [T_RENAME] = {op_rename, OP_MUTATES},
-    [T_REMOVE] = {op_remove, OP_MUTATES},
-    [T_LGETXATTR] = {op_lgetxattr, 0},
-    [T_LLISTXATTR] = {op_llistxattr, 0},
-    [T_LSETXATTR] = {op_lsetxattr, OP_MUTATES},
-    [T_LREMOVEXATTR] = {op_lremovexattr, OP_MUTATES},
-    [T_GETVERSION] = {op_getversion, 0},
+/* The handler of each request type; everything else about a type (body,
+ * reply kind, identity, read-only refusal, may it block) is its row in
+ * proto.c.  check_handlers() makes sure both cover the same types. */
+static const op_fn op_handlers[] = {
+    [T_OPEN] = op_open,
+    [T_CREATE] = op_create,
+    [T_MKNOD] = op_mknod,
+    [T_MKDIR] = op_mkdir,
+    [T_SYMLINK] = op_symlink,
+    [T_LINK] = op_link,
+    [T_LSTAT] = op_lstat,
+    [T_READLINK] = op_readlink,
+    [T_STATFS] = op_statfs,
+    [T_CHMOD] = op_chmod,
+    [T_CHOWN] = op_chown,
+    [T_TRUNCATE] = op_truncate,
+    [T_UTIME] = op_utime,
+    [T_RENAME] = op_rename,
+    [T_REMOVE] = op_remove,
+    [T_LGETXATTR] = op_lgetxattr,
+    [T_LLISTXATTR] = op_llistxattr,
+    [T_LSETXATTR] = op_lsetxattr,
+    [T_LREMOVEXATTR] = op_lremovexattr,
+    [T_GETVERSION] = op_getversion,
 };
 
-void ops_execute(const struct export *ex, struct proto_req *req, struct proto_reply *rep)
+/* A handler for a type beyond the protocol's would be outside the array. */
+_Static_assert(sizeof(op_handlers) / sizeof(op_handlers[0]) <= T_NTYPES,
+               "op_handlers has an entry for a type proto.h does not know");
+
+static op_fn handler_of(uint32_t type)
 {
+    return type < sizeof(op_handlers) / sizeof(op_handlers[0]) ? op_handlers[type] : NULL;
+}
+
+/* A request row without a handler would be answered EINVAL forever, and a
+ * handler without a row could never be reached: both are build mistakes,
+ * refused when the daemon starts. */
+static int check_handlers(void)
+{
+    int ret = 0;
+
+    for (uint32_t t = 0; t < T_NTYPES; t++) {
+        bool row = proto_op(t) != NULL, fn = handler_of(t) != NULL;
+
+        if (row != fn) {
+            log_error("internal error: request type %u %s", t,
+                      row ? "has no handler in ops.c" : "has a handler but no row in proto.c");
+            ret = -EINVAL;
+        }
+    }
+    return ret;
+}
+
+int ops_execute(const struct export *ex, const struct proto_req *req, struct proto_reply *rep,
+                unsigned int flags)
+{
+    const struct proto_op *op = proto_op(req->type);
+    op_fn fn = handler_of(req->type);
     int ret;
 
     rep->len = 0;
     rep->fd = -1;
-    if (req->type >= T_NTYPES || op_table[req->type].fn == NULL) {
+    if (op == NULL || fn == NULL) {
         ret = -EINVAL;
-    } else if (ex->readonly && (op_table[req->type].flags & OP_MUTATES)) {
+    } else if (ex->readonly && (op->flags & PROTO_MUTATES)) {
         ret = -EROFS;
     } else {
-        ret = op_table[req->type].fn(ex, req, rep);
+        /* Only a row that may block is ever run non-blocking: the others
+         * never wait for a lease (see the top of this file). */
+        ret = fn(ex, req, rep, (op->flags & PROTO_MAY_BLOCK) ? flags : 0);
+    }
+    if (ret == OP_WOULD_SLEEP) {
+        if (rep->fd >= 0) {
+            close(rep->fd); /* cannot happen: the fd reply is the last step */
+        }
+        rep->len = 0;
+        rep->fd = -1;
+        return -EWOULDBLOCK;
     }
     if (ret < 0) {
         proto_reply_error(rep, proto_reply_kind(req->type), ret);
     } else if (rep->len == 0) {
         proto_reply_status(rep, ret);
     }
+    return 0;
 }

@@ -29,17 +29,29 @@ struct export *ops_export_new(const char *dir);
 void ops_export_ref(struct export *ex);
 void ops_export_unref(struct export *ex);
 
-/* Per-process set-up, after daemonizing: remembers the daemon's identity and
- * opens /proc/self/fd, through which checked O_PATH descriptors are reopened. */
+/* Per-process set-up, after daemonizing: remembers the daemon's identity,
+ * opens /proc/self/fd, through which checked O_PATH descriptors are reopened,
+ * and checks that every request type of proto.c has a handler here and
+ * every handler a request type (-EINVAL, logged, if not). */
 int ops_init(void);
 
-/* Whether req must run on a credential lane, and as whom.  Creations run as
- * the request's uid:gid (-1 = the daemon's own id); when that is the daemon's
- * own identity they need no lane. */
+/* Whether req must run on a credential lane, and as whom: derived from the
+ * request's row (proto_identity).  Creations run as the request's uid:gid
+ * (-1 = the daemon's own id); when that is the daemon's own identity they
+ * need no lane. */
 bool ops_lane_identity(const struct proto_req *req, uid_t *uid, gid_t *gid);
 
-/* Performs req and encodes exactly one reply of the request's kind.  A
- * REPLY_FD success leaves the descriptor in rep->fd for the caller. */
-void ops_execute(const struct export *ex, struct proto_req *req, struct proto_reply *rep);
+#define OPS_NONBLOCK 1u /* on an I/O thread: never wait for a lease break */
+
+/* Performs req and encodes exactly one reply of the request's kind in rep;
+ * a REPLY_FD success leaves the descriptor in rep->fd for the caller.
+ * Returns 0, or -EWOULDBLOCK (only with OPS_NONBLOCK, only for a type whose
+ * row has PROTO_MAY_BLOCK) when the request would sleep on a lease break:
+ * then nothing was changed and nothing answered (rep->len 0, rep->fd -1),
+ * and the caller runs it again without OPS_NONBLOCK off the I/O thread,
+ * with the same identity.  req, and the body its strings point into, are
+ * never modified, so the same req can be run again. */
+int ops_execute(const struct export *ex, const struct proto_req *req, struct proto_reply *rep,
+                unsigned int flags);
 
 #endif

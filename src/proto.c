@@ -6,51 +6,81 @@
 
 #include "proto.h"
 
-/* Wire facts of each request: body layout and reply kind.  What the daemon
- * does with a request lives in ops.c. */
-static const struct {
-    const char *name;
-    const char *format;
-    enum proto_reply_kind kind;
-} proto_types[T_NTYPES] = {
-    [T_OPEN] = {"open", "sd", REPLY_FD},
-    [T_CREATE] = {"create", "sdddd", REPLY_FD},
-    [T_MKNOD] = {"mknod", "ddsdq", REPLY_STATUS},
-    [T_MKDIR] = {"mkdir", "ddsd", REPLY_STATUS},
-    [T_SYMLINK] = {"symlink", "ddss", REPLY_STATUS},
-    [T_LINK] = {"link", "ss", REPLY_STATUS},
-    [T_LSTAT] = {"lstat", "s", REPLY_DATA},
-    [T_READLINK] = {"readlink", "sd", REPLY_DATA},
-    [T_STATFS] = {"statfs", "s", REPLY_DATA},
-    [T_CHMOD] = {"chmod", "sd", REPLY_STATUS},
-    [T_CHOWN] = {"chown", "sdd", REPLY_STATUS},
-    [T_TRUNCATE] = {"truncate", "sq", REPLY_STATUS},
-    [T_UTIME] = {"utime", "sqqqq", REPLY_STATUS},
-    [T_RENAME] = {"rename", "ss", REPLY_STATUS},
-    [T_REMOVE] = {"remove", "s", REPLY_STATUS},
-    [T_LGETXATTR] = {"lgetxattr", "dss", REPLY_DATA},
-    [T_LLISTXATTR] = {"llistxattr", "ds", REPLY_DATA},
-    [T_LSETXATTR] = {"lsetxattr", "ssvdd", REPLY_STATUS},
-    [T_LREMOVEXATTR] = {"lremovexattr", "ss", REPLY_STATUS},
-    [T_GETVERSION] = {"getversion", "s", REPLY_DATA},
+#define CREDS PROTO_GUEST_CREDS
+#define BLOCKS PROTO_MAY_BLOCK
+#define MUTATES PROTO_MUTATES
+#define NO_IDS 0, 0 /* runs as the daemon: no uid:gid fields */
+
+/* One row per request type (PROTOCOL.md §4.0): name, body, reply kind,
+ * flags, and for the four creations the argument indices of the guest's uid
+ * and gid.  Rows that may block are the ones that open the object for I/O or
+ * truncate it: only open(2) and truncate(2) wait for an F_SETLEASE lease
+ * (see ops.c).  T_OPEN has no MUTATES: a read-only export refuses it by its
+ * flags, in its handler. */
+static const struct proto_op proto_ops[T_NTYPES] = {
+    [T_OPEN] = {"open", "sd", REPLY_FD, BLOCKS, NO_IDS},
+    [T_CREATE] = {"create", "sdddd", REPLY_FD, CREDS | BLOCKS | MUTATES, 3, 4},
+    [T_MKNOD] = {"mknod", "ddsdq", REPLY_STATUS, CREDS | MUTATES, 0, 1},
+    [T_MKDIR] = {"mkdir", "ddsd", REPLY_STATUS, CREDS | MUTATES, 0, 1},
+    [T_SYMLINK] = {"symlink", "ddss", REPLY_STATUS, CREDS | MUTATES, 0, 1},
+    [T_LINK] = {"link", "ss", REPLY_STATUS, MUTATES, NO_IDS},
+    [T_LSTAT] = {"lstat", "s", REPLY_DATA, 0, NO_IDS},
+    [T_READLINK] = {"readlink", "sd", REPLY_DATA, 0, NO_IDS},
+    [T_STATFS] = {"statfs", "s", REPLY_DATA, 0, NO_IDS},
+    [T_CHMOD] = {"chmod", "sd", REPLY_STATUS, MUTATES, NO_IDS},
+    [T_CHOWN] = {"chown", "sdd", REPLY_STATUS, MUTATES, NO_IDS}, /* uid:gid are the new owner */
+    [T_TRUNCATE] = {"truncate", "sq", REPLY_STATUS, BLOCKS | MUTATES, NO_IDS},
+    [T_UTIME] = {"utime", "sqqqq", REPLY_STATUS, MUTATES, NO_IDS},
+    [T_RENAME] = {"rename", "ss", REPLY_STATUS, MUTATES, NO_IDS},
+    [T_REMOVE] = {"remove", "s", REPLY_STATUS, MUTATES, NO_IDS},
+    [T_LGETXATTR] = {"lgetxattr", "dss", REPLY_DATA, 0, NO_IDS},
+    [T_LLISTXATTR] = {"llistxattr", "ds", REPLY_DATA, 0, NO_IDS},
+    [T_LSETXATTR] = {"lsetxattr", "ssvdd", REPLY_STATUS, MUTATES, NO_IDS},
+    [T_LREMOVEXATTR] = {"lremovexattr", "ss", REPLY_STATUS, MUTATES, NO_IDS},
+    [T_GETVERSION] = {"getversion", "s", REPLY_DATA, BLOCKS, NO_IDS},
 };
+
+#undef CREDS
+#undef BLOCKS
+#undef MUTATES
+#undef NO_IDS
+
+const struct proto_op *proto_op(uint32_t type)
+{
+    return type < T_NTYPES && proto_ops[type].name != NULL ? &proto_ops[type] : NULL;
+}
+
+bool proto_identity(const struct proto_req *req, uid_t *uid, gid_t *gid)
+{
+    const struct proto_op *op = proto_op(req->type);
+
+    if (op == NULL || !(op->flags & PROTO_GUEST_CREDS)) {
+        return false;
+    }
+    *uid = (uid_t)req->a[op->uid_arg].d;
+    *gid = (gid_t)req->a[op->gid_arg].d;
+    return true;
+}
 
 const char *proto_body_format(uint32_t type)
 {
-    return type < T_NTYPES ? proto_types[type].format : NULL;
+    const struct proto_op *op = proto_op(type);
+
+    return op != NULL ? op->format : NULL;
 }
 
 const char *proto_type_name(uint32_t type)
 {
-    if (type < T_NTYPES && proto_types[type].name != NULL) {
-        return proto_types[type].name;
-    }
-    return "unknown";
+    const struct proto_op *op = proto_op(type);
+
+    return op != NULL ? op->name : "unknown";
 }
 
 enum proto_reply_kind proto_reply_kind(uint32_t type)
 {
-    return type < T_NTYPES ? proto_types[type].kind : REPLY_STATUS;
+    const struct proto_op *op = proto_op(type);
+
+    return op != NULL ? op->reply : REPLY_STATUS;
 }
 
 static uint32_t get_u32(const uint8_t *p)

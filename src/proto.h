@@ -6,10 +6,12 @@
 #ifndef VP_PROTO_H
 #define VP_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/types.h>
 
 #define PROTO_HDR_SZ 8u
 #define PROTO_MAX_BODY 65536u
@@ -73,9 +75,45 @@ struct proto_req {
     union proto_arg a[PROTO_MAX_ARGS];
 };
 
-/* Body layout of each request type in marshaller letters ("sdddd"), or NULL
- * for a type that is not a request.  'v' is an `s` field holding binary data
- * (an xattr value): it is neither NUL-checked nor terminated. */
+/* Flags of a request type (struct proto_op):
+ * PROTO_GUEST_CREDS  runs as the guest's uid:gid, read from the 'd' fields at
+ *                    uid_arg and gid_arg; everything else runs as the daemon;
+ * PROTO_MAY_BLOCK    may sleep on a lease break (ops_execute answers
+ *                    -EWOULDBLOCK under OPS_NONBLOCK): the caller keeps its own
+ *                    copy of the body so that it can run the request again;
+ * PROTO_MUTATES      refused with EROFS on a read-only export. */
+#define PROTO_GUEST_CREDS (1u << 0)
+#define PROTO_MAY_BLOCK (1u << 1)
+#define PROTO_MUTATES (1u << 2)
+
+/* Everything the daemon knows about one request type, in one row: conn.c,
+ * the lanes and ops.c all read it, and nothing else decides which identity
+ * runs a request.  (The handler of each type is in ops.c, which keeps this
+ * layer free of I/O; ops_init() checks that both tables cover the same
+ * types.) */
+struct proto_op {
+    const char *name;
+    /* Body layout in marshaller letters ("sdddd").  'v' is an `s` field
+     * holding binary data (an xattr value): neither NUL-checked nor
+     * terminated. */
+    const char *format;
+    enum proto_reply_kind reply;
+    unsigned int flags; /* PROTO_* above */
+    uint8_t uid_arg;    /* with PROTO_GUEST_CREDS: where uid and gid are */
+    uint8_t gid_arg;
+};
+
+/* The row of a request type, or NULL for a type that is no request
+ * (T_SUCCESS, T_ERROR, anything from T_NTYPES on). */
+const struct proto_op *proto_op(uint32_t type);
+
+/* Whether req runs with the guest's credentials (PROTO_GUEST_CREDS); if so,
+ * its uid:gid are stored, exactly as sent: (uint32_t)-1 stays -1, and what
+ * it means is the caller's decision. */
+bool proto_identity(const struct proto_req *req, uid_t *uid, gid_t *gid);
+
+/* Shorthands for fields of the row; for a type that is no request they
+ * answer NULL, "unknown" and REPLY_STATUS. */
 const char *proto_body_format(uint32_t type);
 const char *proto_type_name(uint32_t type);
 enum proto_reply_kind proto_reply_kind(uint32_t type);

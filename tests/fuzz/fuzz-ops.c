@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (proto_decode_body(hdr.type, body, hdr.size, &req) < 0) {
             proto_reply_error(rep, proto_reply_kind(hdr.type), -EINVAL);
         } else {
-            ops_execute(fz_export(), &req, rep);
+            ops_execute(fz_export(), &req, rep, 0);
         }
         free(body);
         if (fz_check_reply(&e, rep->buf, rep->len, &fd_valid) != rep->len) {

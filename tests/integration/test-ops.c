@@ -667,6 +667,57 @@ static void test_mknod_allow_devices(void)
     vt_server_free(s2);
 }
 
+/* ---- who creates: one row per request type says it ---------------------- */
+
+/* Each of the four creations runs as the uid:gid of its own request, read
+ * from where that request carries them (T_CREATE: fields 3 and 4; the
+ * others: 0 and 1).  uid and gid differ so that swapped or shifted indices
+ * show, and -1 means the daemon's own id (root here) for that half only.  A
+ * creation that ran as root because its row lost the credentials flag would
+ * leave a root-owned object. */
+static void test_creds_each_creation(Fix *f, gconstpointer data)
+{
+    static const struct {
+        int32_t uid, gid;
+        uid_t want_uid;
+        gid_t want_gid;
+    } ids[] = {
+        { 1001, 2002, 1001, 2002 },
+        { -1, 2002, 0, 2002 },
+        { 1001, -1, 1001, 0 },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+        static const char *const kinds[] = { "file", "dir", "fifo", "link" };
+        char rel[4][16];
+        const char *names[4];
+        int fd = -1;
+
+        for (size_t n = 0; n < G_N_ELEMENTS(kinds); n++) {
+            g_snprintf(rel[n], sizeof(rel[n]), "%s%zu", kinds[n], i);
+            names[n] = W(f, rel[n]);
+        }
+        vt_assert_rc(pc_create(f->c, names[0], O_CREAT | O_EXCL | O_RDWR, 0600,
+                               ids[i].uid, ids[i].gid, &fd), 0);
+        if (fd >= 0) {
+            close(fd);
+        }
+        vt_assert_rc(pc_mkdir(f->c, ids[i].uid, ids[i].gid, names[1],
+                              S_IFDIR | 0700), 0);
+        vt_assert_rc(pc_mknod(f->c, ids[i].uid, ids[i].gid, names[2],
+                              S_IFIFO | 0600, 0), 0);
+        vt_assert_rc(pc_symlink(f->c, ids[i].uid, ids[i].gid, "target",
+                                names[3]), 0);
+        for (size_t n = 0; n < G_N_ELEMENTS(names); n++) {
+            struct stat st = host_lstat(H(f, rel[n]));
+
+            g_test_message("%s as %d:%d", names[n], ids[i].uid, ids[i].gid);
+            g_assert_cmpuint(st.st_uid, ==, ids[i].want_uid);
+            g_assert_cmpuint(st.st_gid, ==, ids[i].want_gid);
+        }
+    }
+}
+
 /* ---- T_SYMLINK / T_READLINK --------------------------------------------- */
 
 static void test_symlink(Fix *f, gconstpointer data)
@@ -1175,6 +1226,7 @@ int main(int argc, char **argv)
     ADD("/ops/mknod", test_mknod);
     g_test_add_func("/ops/mknod/allow-devices", test_mknod_allow_devices);
     ADD("/ops/symlink", test_symlink);
+    ADD("/ops/creds/each-creation", test_creds_each_creation);
     ADD("/ops/readlink", test_readlink);
     ADD("/ops/link", test_link);
     ADD("/ops/statfs", test_statfs);

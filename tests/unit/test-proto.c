@@ -389,6 +389,154 @@ static void test_reply_kinds(void)
     g_assert_cmpstr(proto_type_name(99), ==, "unknown");
 }
 
+/* ---- the one row per request type ---- */
+
+static bool in_list(uint32_t t, const uint32_t *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (list[i] == t) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Every row says the same as PROTOCOL.md §4.0 and DESIGN.md: exactly the
+ * four creations run as the guest, with uid and gid where the wire has
+ * them; exactly the requests that open or truncate may wait for a lease;
+ * everything that changes the export is refused on a read-only one. */
+static void test_rows(void)
+{
+    static const uint32_t creds[] = {T_CREATE, T_MKNOD, T_MKDIR, T_SYMLINK};
+    static const uint32_t blocks[] = {T_OPEN, T_CREATE, T_TRUNCATE, T_GETVERSION};
+    static const uint32_t reads[] = {T_OPEN,     T_LSTAT,      T_READLINK,  T_STATFS,
+                                     T_LGETXATTR, T_LLISTXATTR, T_GETVERSION};
+    const uint32_t not_requests[] = {T_SUCCESS, T_ERROR, T_NTYPES, T_NTYPES + 1, 0xffffffff};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(not_requests); i++) {
+        g_assert_null(proto_op(not_requests[i]));
+    }
+    for (uint32_t t = T_OPEN; t < T_NTYPES; t++) {
+        const struct proto_op *op = proto_op(t);
+        bool is_creds = in_list(t, creds, G_N_ELEMENTS(creds));
+        size_t nargs;
+
+        g_test_message("type %u", t);
+        g_assert_nonnull(op);
+        g_assert_nonnull(op->name);
+        g_assert_nonnull(op->format);
+        nargs = strlen(op->format);
+        g_assert_cmpuint(nargs, >=, 1);
+        g_assert_cmpuint(nargs, <=, PROTO_MAX_ARGS);
+        g_assert_cmpuint(strspn(op->format, "dqsv"), ==, nargs);
+        /* the shorthands read the row */
+        g_assert_true(proto_body_format(t) == op->format);
+        g_assert_true(proto_type_name(t) == op->name);
+        g_assert_cmpint(proto_reply_kind(t), ==, op->reply);
+        g_assert_cmpuint(op->flags & ~(PROTO_GUEST_CREDS | PROTO_MAY_BLOCK | PROTO_MUTATES), ==,
+                         0);
+
+        g_assert_cmpint(!!(op->flags & PROTO_GUEST_CREDS), ==, is_creds);
+        if (is_creds) {
+            /* uid then gid, two 'd' fields side by side */
+            g_assert_cmpuint(op->uid_arg, <, nargs);
+            g_assert_cmpuint(op->gid_arg, <, nargs);
+            g_assert_cmpint(op->format[op->uid_arg], ==, 'd');
+            g_assert_cmpint(op->format[op->gid_arg], ==, 'd');
+            g_assert_cmpuint(op->gid_arg, ==, op->uid_arg + 1);
+            /* creations change the export */
+            g_assert_true(op->flags & PROTO_MUTATES);
+        } else {
+            g_assert_cmpuint(op->uid_arg, ==, 0);
+            g_assert_cmpuint(op->gid_arg, ==, 0);
+        }
+        g_assert_cmpint(!!(op->flags & PROTO_MAY_BLOCK), ==,
+                        in_list(t, blocks, G_N_ELEMENTS(blocks)));
+        g_assert_cmpint(!!(op->flags & PROTO_MUTATES), ==, !in_list(t, reads, G_N_ELEMENTS(reads)));
+    }
+    /* where PROTOCOL.md §4.3-4.6 puts uid and gid */
+    g_assert_cmpuint(proto_op(T_CREATE)->uid_arg, ==, 3);
+    g_assert_cmpuint(proto_op(T_MKNOD)->uid_arg, ==, 0);
+    g_assert_cmpuint(proto_op(T_MKDIR)->uid_arg, ==, 0);
+    g_assert_cmpuint(proto_op(T_SYMLINK)->uid_arg, ==, 0);
+    /* names are unique */
+    for (uint32_t a = T_OPEN; a < T_NTYPES; a++) {
+        for (uint32_t b = a + 1; b < T_NTYPES; b++) {
+            g_assert_cmpstr(proto_op(a)->name, !=, proto_op(b)->name);
+        }
+    }
+}
+
+/* proto_identity reads uid:gid from a decoded body, -1 included, and only
+ * for the creations: T_CHOWN's uid:gid are the new owner, not who acts. */
+static void test_identity(void)
+{
+    for (uint32_t t = T_OPEN; t < T_NTYPES; t++) {
+        const struct proto_op *op = proto_op(t);
+        const char *fmt = op->format;
+        struct body b = {.len = 0};
+        struct proto_req req;
+        uid_t uid = 7;
+        gid_t gid = 7;
+
+        /* every 'd' field its own value: 1001 + index */
+        for (int i = 0; fmt[i] != '\0'; i++) {
+            if (fmt[i] == 'd') {
+                put_d(&b, 1001u + (uint32_t)i);
+            } else if (fmt[i] == 'q') {
+                put_q(&b, 5);
+            } else {
+                put_s(&b, "//x", 3);
+            }
+        }
+        g_assert_cmpint(proto_decode_body(t, b.b, b.len, &req), ==, 0);
+        if (!(op->flags & PROTO_GUEST_CREDS)) {
+            g_assert_false(proto_identity(&req, &uid, &gid));
+            g_assert_cmpuint(uid, ==, 7); /* untouched */
+            g_assert_cmpuint(gid, ==, 7);
+            continue;
+        }
+        g_assert_true(proto_identity(&req, &uid, &gid));
+        g_assert_cmpuint(uid, ==, 1001u + op->uid_arg);
+        g_assert_cmpuint(gid, ==, 1001u + op->gid_arg);
+        /* -1 stays -1: the caller decides what it means */
+        req.a[op->uid_arg].d = 0xffffffffu;
+        req.a[op->gid_arg].d = 0xffffffffu;
+        g_assert_true(proto_identity(&req, &uid, &gid));
+        g_assert_cmpuint(uid, ==, (uid_t)-1);
+        g_assert_cmpuint(gid, ==, (gid_t)-1);
+    }
+    {
+        struct proto_req req = {.type = T_ERROR};
+        uid_t uid;
+        gid_t gid;
+
+        g_assert_false(proto_identity(&req, &uid, &gid));
+        req.type = 0xffffffffu;
+        g_assert_false(proto_identity(&req, &uid, &gid));
+    }
+}
+
+/* The exact bytes of an observed T_CREATE (PROTOCOL.md §4.3: 0o301, 0640,
+ * 1000:1000) give the identity 1000:1000. */
+static void test_identity_create_frame(void)
+{
+    struct body b = {.len = 0};
+    struct proto_req req;
+    uid_t uid;
+    gid_t gid;
+
+    put_s(&b, "//dir/new", 9);
+    put_d(&b, 0301);
+    put_d(&b, 0640);
+    put_d(&b, 1000);
+    put_d(&b, 2000);
+    g_assert_cmpint(proto_decode_body(T_CREATE, b.b, b.len, &req), ==, 0);
+    g_assert_true(proto_identity(&req, &uid, &gid));
+    g_assert_cmpuint(uid, ==, 1000);
+    g_assert_cmpuint(gid, ==, 2000);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -402,5 +550,8 @@ int main(int argc, char **argv)
     g_test_add_func("/proto/all-types", test_all_types);
     g_test_add_func("/proto/malformed-strings", test_malformed_strings);
     g_test_add_func("/proto/reply-kinds", test_reply_kinds);
+    g_test_add_func("/proto/rows", test_rows);
+    g_test_add_func("/proto/identity", test_identity);
+    g_test_add_func("/proto/identity-create-frame", test_identity_create_frame);
     return g_test_run();
 }

@@ -1,0 +1,619 @@
+/* test-ops-nonblock.c - ops_execute and F_SETLEASE leases (issue 8, finding 2).
+ *
+ * A guest that holds a lease on a file (QEMU passed it the fd, it called
+ * F_SETLEASE) can make the kernel wait up to lease-break-time (45 s) in any
+ * open or truncate of that file.  On an I/O thread that wait would hold every
+ * other connection of the thread, so under OPS_NONBLOCK ops_execute must
+ * answer -EWOULDBLOCK at once, having changed nothing and answered nothing,
+ * and the same request run again without OPS_NONBLOCK (off the I/O thread)
+ * must wait for the lease and then do exactly what it would have done.
+ *
+ * Adversary: this process, holding the lease.  Victim: the request.  No
+ * daemon and no root: the test owns the file it leases.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "ops.h"
+#include "proto.h"
+
+#define PROMPT_MS 100   /* "at once": what an I/O thread may spend */
+#define HOLD_MS 200     /* how long the blocking run must be seen waiting */
+#define RELEASE_MS 5000 /* after the release, far below lease-break-time */
+#define CONTENT "0123456789"
+
+static char *export_dir;
+static struct export ex;
+static volatile sig_atomic_t lease_breaks; /* SIGIO: the kernel told the holder */
+
+static void on_sigio(int sig)
+{
+    (void)sig;
+    lease_breaks++;
+}
+
+static int64_t now_ms(void)
+{
+    return g_get_monotonic_time() / 1000;
+}
+
+static char *host(const char *name)
+{
+    return g_build_filename(export_dir, name, NULL);
+}
+
+static void write_file(const char *name, const char *content)
+{
+    g_autofree char *p = host(name);
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(g_file_set_contents(p, content, -1, &err));
+}
+
+static struct stat host_stat(const char *name)
+{
+    g_autofree char *p = host(name);
+    struct stat st;
+
+    g_assert_cmpint(stat(p, &st), ==, 0);
+    return st;
+}
+
+/* The leased file is exactly as write_file left it: same inode, bytes and
+ * mtime.  The bytes are read through the lease holder's own descriptor: an
+ * open of ours would wait for a write lease like anybody's. */
+static void assert_unchanged(int lfd, const struct stat *before)
+{
+    char buf[sizeof(CONTENT) + 1] = "";
+    struct stat st;
+
+    g_assert_cmpint(fstat(lfd, &st), ==, 0);
+    g_assert_cmpuint(st.st_ino, ==, before->st_ino);
+    g_assert_cmpint(st.st_size, ==, before->st_size);
+    g_assert_cmpint(st.st_mtim.tv_sec, ==, before->st_mtim.tv_sec);
+    g_assert_cmpint(st.st_mtim.tv_nsec, ==, before->st_mtim.tv_nsec);
+    g_assert_cmpint(pread(lfd, buf, sizeof(buf), 0), ==, strlen(CONTENT));
+    g_assert_cmpstr(buf, ==, CONTENT);
+}
+
+/* A request as conn.c holds it: the body, and the decoded fields that point
+ * into it. */
+struct rq {
+    uint8_t body[4096];
+    size_t len;
+    struct proto_req req;
+};
+
+static void put(struct rq *rq, const void *p, size_t n)
+{
+    g_assert_cmpuint(rq->len + n, <=, sizeof(rq->body));
+    memcpy(rq->body + rq->len, p, n);
+    rq->len += n;
+}
+
+/* Encodes and decodes a request of type from its fields, in the order of its
+ * format: 'd' as unsigned int, 'q' as uint64_t, 's' and 'v' as strings. */
+static void rq_make(struct rq *rq, uint32_t type, ...)
+{
+    const char *fmt = proto_body_format(type);
+    va_list ap;
+
+    g_assert_nonnull(fmt);
+    memset(rq, 0, sizeof(*rq));
+    va_start(ap, type);
+    for (; *fmt != '\0'; fmt++) {
+        if (*fmt == 'd') {
+            uint32_t v = va_arg(ap, unsigned int);
+
+            put(rq, &v, sizeof(v));
+        } else if (*fmt == 'q') {
+            uint64_t v = va_arg(ap, uint64_t);
+
+            put(rq, &v, sizeof(v));
+        } else {
+            const char *s = va_arg(ap, const char *);
+            uint16_t n = (uint16_t)strlen(s);
+
+            put(rq, &n, sizeof(n));
+            put(rq, s, n);
+        }
+    }
+    va_end(ap);
+    g_assert_cmpint(proto_decode_body(type, rq->body, rq->len, &rq->req), ==, 0);
+}
+
+/* Status or data reply: its status (0 or -errno) and payload size. */
+static int32_t reply_status(const struct proto_reply *rep, uint32_t *size)
+{
+    uint32_t type;
+    int32_t v = 0;
+
+    g_assert_cmpuint(rep->len, >=, PROTO_HDR_SZ);
+    memcpy(&type, rep->buf, 4);
+    memcpy(size, rep->buf + 4, 4);
+    g_assert_cmpuint(rep->len, ==, PROTO_HDR_SZ + *size);
+    if (type == T_ERROR) {
+        g_assert_cmpuint(*size, ==, 4);
+        memcpy(&v, rep->buf + PROTO_HDR_SZ, 4);
+        g_assert_cmpint(v, <, 0);
+        return v;
+    }
+    g_assert_cmpuint(type, ==, T_SUCCESS);
+    return 0;
+}
+
+/* An fd reply: the descriptor, or the -errno it carries. */
+static int reply_fd(const struct proto_reply *rep)
+{
+    int32_t v;
+
+    g_assert_cmpuint(rep->len, ==, 4);
+    memcpy(&v, rep->buf, 4);
+    if (v == PROTO_FD_VALID) {
+        g_assert_cmpint(rep->fd, >=, 0);
+        return rep->fd;
+    }
+    g_assert_cmpint(v, <, 0);
+    g_assert_cmpint(rep->fd, ==, -1);
+    return v;
+}
+
+/* Takes a lease of the given type on name, as a guest would on the fd QEMU
+ * gave it.  Returns the descriptor holding it. */
+static int take_lease(const char *name, int type)
+{
+    g_autofree char *p = host(name);
+    int fd = open(p, (type == F_RDLCK ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fcntl(fd, F_SETLEASE, type), ==, 0);
+    g_assert_cmpint(fcntl(fd, F_GETLEASE), ==, type);
+    lease_breaks = 0;
+    return fd;
+}
+
+static void release_lease(int fd)
+{
+    g_assert_cmpint(fcntl(fd, F_SETLEASE, F_UNLCK), ==, 0);
+    close(fd);
+}
+
+/* ops_execute without OPS_NONBLOCK, on a thread of its own: the lane that
+ * conn.c hands a request to after -EWOULDBLOCK. */
+struct blocking_run {
+    struct rq *rq;
+    struct proto_reply *rep;
+    int ret;
+    atomic_bool done;
+    pthread_t thread;
+};
+
+static void *blocking_main(void *arg)
+{
+    struct blocking_run *run = arg;
+    sigset_t set;
+
+    /* SIGIO is the lease holder's business; it must not interrupt the wait. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGIO);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    run->ret = ops_execute(&ex, &run->rq->req, run->rep, 0);
+    atomic_store(&run->done, true);
+    return NULL;
+}
+
+static bool wait_done(struct blocking_run *run, int64_t ms)
+{
+    int64_t deadline = now_ms() + ms;
+
+    while (!atomic_load(&run->done) && now_ms() < deadline) {
+        g_usleep(2000);
+    }
+    return atomic_load(&run->done);
+}
+
+/* The heart of every case: under a lease of lease_type on "file", rq with
+ * OPS_NONBLOCK answers -EWOULDBLOCK at once with nothing changed and nothing
+ * encoded, and the holder is told to let go; run again without OPS_NONBLOCK
+ * it waits until the lease is released and then completes.  The final reply
+ * is left in rep for the caller to check. */
+static void run_under_lease(int lease_type, struct rq *rq, struct proto_reply *rep)
+{
+    struct blocking_run run = {.rq = rq, .rep = rep};
+    g_autofree struct rq *saved = g_new(struct rq, 1);
+    struct stat before;
+    int64_t t0, elapsed;
+    int lfd, ret;
+
+    write_file("file", CONTENT);
+    before = host_stat("file");
+    lfd = take_lease("file", lease_type);
+    memcpy(saved, rq, sizeof(*rq));
+
+    t0 = now_ms();
+    ret = ops_execute(&ex, &rq->req, rep, OPS_NONBLOCK);
+    elapsed = now_ms() - t0;
+    g_assert_cmpint(ret, ==, -EWOULDBLOCK);
+    g_assert_cmpint(elapsed, <, PROMPT_MS);
+    g_assert_cmpuint(rep->len, ==, 0); /* nothing answered */
+    g_assert_cmpint(rep->fd, ==, -1);
+    assert_unchanged(lfd, &before);                     /* nothing changed */
+    g_assert_true(memcmp(saved, rq, sizeof(*rq)) == 0); /* req can run again */
+    /* The break was started all the same: the holder hears of it now, so
+     * the retry waits for the holder, not for lease-break-time. */
+    for (t0 = now_ms(); lease_breaks == 0 && now_ms() - t0 < 1000;) {
+        g_usleep(1000);
+    }
+    g_assert_cmpint(lease_breaks, >, 0);
+
+    /* The retry really waits for the lease... */
+    atomic_init(&run.done, false);
+    g_assert_cmpint(pthread_create(&run.thread, NULL, blocking_main, &run), ==, 0);
+    g_assert_false(wait_done(&run, HOLD_MS));
+    assert_unchanged(lfd, &before);
+    /* ...and completes once the holder lets go. */
+    t0 = now_ms();
+    release_lease(lfd);
+    g_assert_true(wait_done(&run, RELEASE_MS));
+    g_test_message("retry completed %" G_GINT64_FORMAT " ms after the release", now_ms() - t0);
+    pthread_join(run.thread, NULL);
+    g_assert_cmpint(run.ret, ==, 0);
+    g_assert_true(memcmp(saved, rq, sizeof(*rq)) == 0);
+}
+
+/* ---- the four requests that may wait for a lease --------------------------- */
+
+/* The attack of the issue: T_TRUNCATE of a file the guest holds a read
+ * lease on. */
+static void test_truncate_read_lease(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    struct rq rq;
+    uint32_t size;
+
+    rq_make(&rq, T_TRUNCATE, "//file", (uint64_t)3);
+    run_under_lease(F_RDLCK, &rq, rep);
+    g_assert_cmpint(reply_status(rep, &size), ==, 0);
+    g_assert_cmpint(host_stat("file").st_size, ==, 3);
+}
+
+/* A final symlink is followed, as truncate(2) does. */
+static void test_truncate_via_symlink(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    g_autofree char *link = host("tlink");
+    struct rq rq;
+    uint32_t size;
+
+    g_unlink(link);
+    g_assert_cmpint(symlink("file", link), ==, 0);
+    rq_make(&rq, T_TRUNCATE, "//tlink", (uint64_t)4);
+    run_under_lease(F_RDLCK, &rq, rep);
+    g_assert_cmpint(reply_status(rep, &size), ==, 0);
+    g_assert_cmpint(host_stat("file").st_size, ==, 4);
+}
+
+/* T_OPEN for writing under a read lease; the fd QEMU gets has exactly the
+ * status flags the guest asked for (no O_NONBLOCK of ours). */
+static void test_open_write_read_lease(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    struct rq rq;
+    int fd;
+
+    rq_make(&rq, T_OPEN, "//file", (unsigned)(O_WRONLY | O_APPEND));
+    run_under_lease(F_RDLCK, &rq, rep);
+    fd = reply_fd(rep);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fcntl(fd, F_GETFL) & (O_ACCMODE | O_APPEND | O_NONBLOCK), ==,
+                    O_WRONLY | O_APPEND);
+    g_assert_cmpint(write(fd, "x", 1), ==, 1);
+    close(fd);
+    g_assert_cmpint(host_stat("file").st_size, ==, sizeof(CONTENT));
+}
+
+/* A write lease stops even an open for reading. */
+static void test_open_read_write_lease(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    struct rq rq;
+    int fd;
+
+    rq_make(&rq, T_OPEN, "//file", (unsigned)O_RDONLY);
+    run_under_lease(F_WRLCK, &rq, rep);
+    fd = reply_fd(rep);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK), ==, O_RDONLY);
+    close(fd);
+}
+
+/* T_CREATE of an existing file with O_TRUNC: not truncated while the lease
+ * holds (run_under_lease checks the bytes), truncated by the retry. */
+static void test_create_trunc_read_lease(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    struct rq rq;
+    int fd;
+
+    rq_make(&rq, T_CREATE, "//file", (unsigned)(O_CREAT | O_WRONLY | O_TRUNC), 0644u, -1u, -1u);
+    run_under_lease(F_RDLCK, &rq, rep);
+    fd = reply_fd(rep);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK), ==, O_WRONLY);
+    close(fd);
+    g_assert_cmpint(host_stat("file").st_size, ==, 0);
+}
+
+/* T_GETVERSION opens for reading: a write lease stops it. */
+static void test_getversion_write_lease(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    struct rq rq;
+    uint32_t size;
+
+    rq_make(&rq, T_GETVERSION, "//file");
+    run_under_lease(F_WRLCK, &rq, rep);
+    g_assert_cmpint(reply_status(rep, &size), ==, 0);
+    g_assert_cmpuint(size, ==, 8);
+}
+
+/* ---- what must not change ------------------------------------------------ */
+
+/* Without a lease, OPS_NONBLOCK changes nothing a guest can see: T_OPEN's fd
+ * has the very status flags open(2) gives for the same flags. */
+static void test_open_flags_exact(void)
+{
+    static const int cases[] = {
+        O_RDONLY,
+        O_WRONLY,
+        O_RDWR,
+        O_WRONLY | O_APPEND,
+        O_RDONLY | O_NONBLOCK,
+        O_RDWR | O_NONBLOCK | O_APPEND,
+        O_RDONLY | O_NOATIME,
+    };
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    g_autofree char *p = host("file");
+    struct rq rq;
+
+    write_file("file", CONTENT);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        for (unsigned int flags = 0; flags <= OPS_NONBLOCK; flags += OPS_NONBLOCK) {
+            int ref = open(p, cases[i] | O_CLOEXEC);
+            int fd;
+
+            g_assert_cmpint(ref, >=, 0);
+            rq_make(&rq, T_OPEN, "//file", (unsigned)cases[i]);
+            g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+            fd = reply_fd(rep);
+            g_assert_cmpint(fd, >=, 0);
+            g_assert_cmphex(fcntl(fd, F_GETFL), ==, fcntl(ref, F_GETFL));
+            close(fd);
+            close(ref);
+        }
+    }
+    /* a directory, as QEMU opens it: exactly O_DIRECTORY */
+    {
+        int ref = open(export_dir, O_DIRECTORY | O_CLOEXEC);
+        int fd;
+
+        rq_make(&rq, T_OPEN, "//", (unsigned)O_DIRECTORY);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, OPS_NONBLOCK), ==, 0);
+        fd = reply_fd(rep);
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmphex(fcntl(fd, F_GETFL), ==, fcntl(ref, F_GETFL));
+        close(fd);
+        close(ref);
+    }
+}
+
+/* A guest that asked for O_NONBLOCK itself gets the EWOULDBLOCK open(2)
+ * gives it, as from the reference helper: that is its answer, not a reason
+ * to retry. */
+static void test_open_guest_nonblock(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    struct stat before;
+    struct rq rq;
+    int lfd;
+
+    write_file("file", CONTENT);
+    before = host_stat("file");
+    lfd = take_lease("file", F_RDLCK);
+    rq_make(&rq, T_OPEN, "//file", (unsigned)(O_WRONLY | O_NONBLOCK | O_TRUNC));
+    for (unsigned int flags = 0; flags <= OPS_NONBLOCK; flags += OPS_NONBLOCK) {
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+        g_assert_cmpint(reply_fd(rep), ==, -EWOULDBLOCK);
+    }
+    assert_unchanged(lfd, &before);
+    release_lease(lfd);
+}
+
+/* truncate keeps truncate(2)'s answers, and never opens what is not a
+ * regular file. */
+static void test_truncate_semantics(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    g_autofree char *fifo = host("fifo");
+    struct rq rq;
+    uint32_t size;
+
+    write_file("file", CONTENT);
+    g_unlink(fifo);
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    for (unsigned int flags = 0; flags <= OPS_NONBLOCK; flags += OPS_NONBLOCK) {
+        rq_make(&rq, T_TRUNCATE, "//file", (uint64_t)5);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+        g_assert_cmpint(reply_status(rep, &size), ==, 0);
+        g_assert_cmpint(host_stat("file").st_size, ==, 5);
+        rq_make(&rq, T_TRUNCATE, "//file", (uint64_t)-1);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+        g_assert_cmpint(reply_status(rep, &size), ==, -EINVAL);
+        rq_make(&rq, T_TRUNCATE, "//missing", (uint64_t)-1);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+        g_assert_cmpint(reply_status(rep, &size), ==, -EINVAL); /* length first */
+        rq_make(&rq, T_TRUNCATE, "//missing", (uint64_t)0);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+        g_assert_cmpint(reply_status(rep, &size), ==, -ENOENT);
+        rq_make(&rq, T_TRUNCATE, "//", (uint64_t)0);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+        g_assert_cmpint(reply_status(rep, &size), ==, -EISDIR);
+        /* a FIFO opened for writing would block with no reader */
+        rq_make(&rq, T_TRUNCATE, "//fifo", (uint64_t)0);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+        g_assert_cmpint(reply_status(rep, &size), ==, -EINVAL);
+    }
+}
+
+/* Only open and truncate break an F_SETLEASE lease (the comment at the top
+ * of ops.c): the metadata requests neither wait under a write lease, the
+ * strongest there is, nor break it, with or without OPS_NONBLOCK. */
+static void test_metadata_ignores_lease(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    g_autofree char *link = host("hard");
+    g_autofree char *link2 = host("hard2");
+    struct rq rq[12];
+    size_t n = 0;
+    int lfd;
+
+    write_file("file", CONTENT);
+    g_unlink(link);
+    g_unlink(link2);
+    lfd = take_lease("file", F_WRLCK);
+    rq_make(&rq[n++], T_LSTAT, "//file");
+    rq_make(&rq[n++], T_STATFS, "//file");
+    rq_make(&rq[n++], T_CHMOD, "//file", 0640u);
+    rq_make(&rq[n++], T_CHOWN, "//file", (unsigned)getuid(), (unsigned)getgid());
+    rq_make(&rq[n++], T_UTIME, "//file", (uint64_t)1000, (uint64_t)0, (uint64_t)2000, (uint64_t)0);
+    rq_make(&rq[n++], T_LSETXATTR, "//file", "user.vp", "v", 1u, 0u);
+    rq_make(&rq[n++], T_LGETXATTR, 0u, "//file", "user.vp");
+    rq_make(&rq[n++], T_LREMOVEXATTR, "//file", "user.vp");
+    rq_make(&rq[n++], T_LINK, "//file", "//hard");
+    rq_make(&rq[n++], T_RENAME, "//hard", "//hard2");
+    rq_make(&rq[n++], T_REMOVE, "//hard2");
+    for (unsigned int flags = OPS_NONBLOCK;; flags = 0) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t t0 = now_ms();
+            uint32_t size;
+            int32_t status;
+
+            g_test_message("%s, flags %u", proto_type_name(rq[i].req.type), flags);
+            g_assert_cmpint(ops_execute(&ex, &rq[i].req, rep, flags), ==, 0);
+            g_assert_cmpint(now_ms() - t0, <, PROMPT_MS);
+            status = reply_status(rep, &size);
+            if (status == -EOPNOTSUPP && rq[i].req.type >= T_LGETXATTR) {
+                continue; /* no user xattrs on this filesystem */
+            }
+            g_assert_cmpint(status, ==, 0);
+        }
+        if (flags == 0) {
+            break;
+        }
+    }
+    g_assert_cmpint(fcntl(lfd, F_GETLEASE), ==, F_WRLCK);
+    g_assert_cmpint(lease_breaks, ==, 0);
+    release_lease(lfd);
+}
+
+/* Every request row has a handler and the other way round (ops_init checks
+ * it; a mismatch would have failed the set-up), and a type that is no
+ * request is answered EINVAL, never run. */
+static void test_every_row_has_a_handler(void)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    struct proto_req req = {.type = T_ERROR};
+    uint32_t size;
+
+    g_assert_cmpint(ops_execute(&ex, &req, rep, OPS_NONBLOCK), ==, 0);
+    g_assert_cmpint(reply_status(rep, &size), ==, -EINVAL);
+    req.type = T_NTYPES;
+    g_assert_cmpint(ops_execute(&ex, &req, rep, 0), ==, 0);
+    g_assert_cmpint(reply_status(rep, &size), ==, -EINVAL);
+}
+
+/* The export is flat: its files, then itself. */
+static void remove_export(void)
+{
+    GDir *dir = g_dir_open(export_dir, 0, NULL);
+    const char *name;
+
+    while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+        g_autofree char *p = host(name);
+
+        g_unlink(p);
+    }
+    if (dir != NULL) {
+        g_dir_close(dir);
+    }
+    g_rmdir(export_dir);
+    g_free(export_dir);
+}
+
+static bool leases_work(void)
+{
+    g_autofree char *p = host("probe");
+    int fd;
+    bool ok;
+
+    write_file("probe", "x");
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    ok = fd >= 0 && fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
+    if (ok) {
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    g_unlink(p);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa = {.sa_handler = on_sigio, .sa_flags = SA_RESTART};
+    g_autoptr(GError) err = NULL;
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGIO, &sa, NULL);
+    export_dir = g_dir_make_tmp("vp-nonblock-XXXXXX", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(ops_init(), ==, 0);
+    g_assert_cmpint(ops_export_open(&ex, export_dir), ==, 0);
+
+    g_test_add_func("/ops-nonblock/every-row-has-a-handler", test_every_row_has_a_handler);
+    g_test_add_func("/ops-nonblock/open-flags-exact", test_open_flags_exact);
+    g_test_add_func("/ops-nonblock/truncate-semantics", test_truncate_semantics);
+    if (leases_work()) {
+        g_test_add_func("/ops-nonblock/truncate-read-lease", test_truncate_read_lease);
+        g_test_add_func("/ops-nonblock/truncate-via-symlink", test_truncate_via_symlink);
+        g_test_add_func("/ops-nonblock/open-write-read-lease", test_open_write_read_lease);
+        g_test_add_func("/ops-nonblock/open-read-write-lease", test_open_read_write_lease);
+        g_test_add_func("/ops-nonblock/create-trunc-read-lease", test_create_trunc_read_lease);
+        g_test_add_func("/ops-nonblock/getversion-write-lease", test_getversion_write_lease);
+        g_test_add_func("/ops-nonblock/open-guest-nonblock", test_open_guest_nonblock);
+        g_test_add_func("/ops-nonblock/metadata-ignores-lease", test_metadata_ignores_lease);
+    } else {
+        g_test_message("F_SETLEASE does not work under %s (fs.leases-enable?): "
+                       "lease cases skipped",
+                       export_dir);
+    }
+    ret = g_test_run();
+    ops_export_close(&ex);
+    remove_export();
+    return ret;
+}
