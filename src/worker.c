@@ -16,6 +16,8 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "settings.h"
+#include "tally.h"
 #include "worker.h"
 
 struct handoff {
@@ -34,6 +36,9 @@ static struct event *conn_closed_event;
 static struct event *stopped_event;
 static struct event *parked_event;
 static atomic_uint unparked_workers;
+/* Set by main.c; to be used by the output timeout and the stall watchdog. */
+static atomic_uint output_timeout_s = SETTINGS_DEFAULT_OUTPUT_TIMEOUT;
+static atomic_uint io_stall_ms = SETTINGS_DEFAULT_IO_STALL_MS;
 
 static void worker_check_stopped(struct worker *w)
 {
@@ -106,6 +111,7 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
 
         if (c == NULL) {
             close(h->fd);
+            tally_remove(h->ex, h->peer.uid); /* i8-listen: the acceptor counted it */
             ops_export_unref(h->ex);
             atomic_fetch_sub(&w->load, 1);
             atomic_fetch_sub(&total_conns, 1);
@@ -189,6 +195,7 @@ static void assign(int fd, struct export *ex, const struct ucred *peer, const ui
     if (h == NULL) {
         log_error("out of memory accepting a connection");
         close(fd);
+        tally_remove(ex, peer->uid); /* i8-listen: the acceptor counted it */
         return;
     }
     for (unsigned int i = 1; i < nworkers; i++) {
@@ -265,6 +272,16 @@ void workers_set_frame_timeout(unsigned int seconds)
     }
 }
 
+void workers_set_output_timeout(unsigned int seconds)
+{
+    atomic_store(&output_timeout_s, seconds);
+}
+
+void workers_set_io_stall_ms(unsigned int ms)
+{
+    atomic_store(&io_stall_ms, ms);
+}
+
 unsigned int workers_connections(void)
 {
     return atomic_load(&total_conns);
@@ -308,6 +325,12 @@ void worker_conn_added(struct worker *w, struct conn *c)
 
 void worker_conn_removed(struct worker *w, struct conn *c)
 {
+    /* i8-listen, for the lead: belongs in conn.c's conn_free, as
+     * tally_remove(c->ex, c->peer_uid), before conn_destroy drops c->ex. */
+    struct conn_handover h;
+
+    conn_describe(c, &h);
+    tally_remove(h.ex, h.peer_uid);
     g_hash_table_remove(w->conns, c);
     atomic_fetch_sub(&w->load, 1);
     atomic_fetch_sub(&total_conns, 1);

@@ -58,6 +58,12 @@ int workers_start(const struct worker_options *opt);
 void workers_assign(int fd, struct export *ex, const struct ucred *peer);
 /* Reload: applies to connections' next incomplete frame. */
 void workers_set_frame_timeout(unsigned int seconds);
+/* Start-up and reload: a connection whose queued replies make no progress
+ * for this long is closed ([daemon] output-timeout). */
+void workers_set_output_timeout(unsigned int seconds);
+/* Start-up and reload: an I/O thread inside one request for longer than
+ * this hands its other connections on ([daemon] io-stall-ms). */
+void workers_set_io_stall_ms(unsigned int ms);
 unsigned int workers_connections(void);
 /* Asks every worker to finish what it has started, flush, close its
  * connections and stop; activates done once all have stopped. */

@@ -10,3 +10,22 @@ TESTS += tests/unit/test-settings
 tests_unit_test_settings_SOURCES = tests/unit/test-settings.c
 tests_unit_test_settings_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 tests_unit_test_settings_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS)
+
+check_PROGRAMS += tests/unit/test-log
+TESTS += tests/unit/test-log
+tests_unit_test_log_SOURCES = tests/unit/test-log.c
+tests_unit_test_log_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_log_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
+
+check_PROGRAMS += tests/unit/test-tally
+TESTS += tests/unit/test-tally
+tests_unit_test_tally_SOURCES = tests/unit/test-tally.c
+tests_unit_test_tally_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_tally_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
+
+# Needs root (skips otherwise): a listener in a scratch directory.
+check_PROGRAMS += tests/unit/test-listener
+TESTS += tests/unit/test-listener
+tests_unit_test_listener_SOURCES = tests/unit/test-listener.c
+tests_unit_test_listener_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_listener_LDADD = src/libvirtfsproxyd.a $(LIBEVENT_LIBS) $(GLIB_LIBS) -lpthread
