@@ -48,6 +48,7 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "tally.h"
 #include "worker.h"
 
 /* Requests taken from one connection before others get a turn. */
@@ -585,6 +586,7 @@ static void conn_free(struct conn *c)
         c->out_tail = NULL;
         free(c->pending);
         c->pending = NULL;
+        tally_remove(c->ex, c->peer_uid);
         worker_conn_removed(conn_w(c), c);
     }
     /* A lane still holds a job for it: conn_lane_done frees it later. */

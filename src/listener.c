@@ -2,9 +2,21 @@
  *
  * QEMU unlink()s the socket path as soon as it has connected (9p-proxy.c,
  * "for security reasons").  So the socket is bound under a private name in a
- * 0700 directory beside the path, and the public path is a hard link to it:
- * whenever the path disappears (inotify tells at once; every accept checks
- * too) the link is made again, and the next guest finds the socket.
+ * root-owned 0700 directory beside the path, and the public path is a hard
+ * link to it: whenever the path disappears (inotify tells at once; every
+ * accept checks too) the link is made again, and the next guest finds the
+ * socket.
+ *
+ * That only matters where QEMU can write the socket's directory, and then
+ * QEMU's uid can also rename the private directory away and put a directory
+ * or symlink of its own in its place.  So both directories are opened once,
+ * without following symlinks, the private one is checked to be root's and
+ * 0700 on the descriptor, and every later operation is relative to those
+ * descriptors (linkat, fchownat, fstatat, unlinkat, all without following):
+ * whatever is planted under the old names is never touched.  bind() takes
+ * only a path; it is given /proc/self/fd/N/sock, which the kernel resolves
+ * through the descriptor (no fchdir: the working directory is the whole
+ * process's, and the other threads are running).
  */
 #include "config.h"
 
@@ -25,28 +37,34 @@
 
 #include "listener.h"
 #include "log.h"
-#include "ops.h"
-#include "worker.h"
+
+#define PRIVATE_PREFIX ".virtfs-proxyd."
+#define PRIVATE_SOCK "sock"
 
 struct listener {
-    char *path;         /* public name, given to QEMU */
-    char *private_dir;  /* 0700 directory beside it */
-    char *private_path; /* the name the socket is bound to */
-    char *base_name;    /* last component of path, for inotify */
+    char *path;         /* public name, given to QEMU (absolute) */
+    char *dir_path;     /* its directory, for messages */
+    char *base_name;    /* last component of path */
+    char *private_name; /* the 0700 directory, in dir */
+    int dir_fd;         /* the socket's directory */
+    int private_fd;     /* the private directory, checked to be root's */
+    dev_t private_dev;  /* and its identity, to find it again by name */
+    ino_t private_ino;
     uid_t uid;
     gid_t gid;
-    struct export *ex; /* a reference; new connections get one each */
-    unsigned int max_conns;
     int fd;
-    ino_t ino;
+    ino_t ino; /* the socket file, once ours to remove */
     struct evconnlistener *evl;
     struct event *ev_resume; /* re-enables accepting after a failed accept */
     int inotify_fd;
     struct event *ev_inotify;
-    bool limit_logged;
-    bool own_dir; /* private_dir is ours to remove */
-    ino_t adopted_ino; /* taken over, but the files stay the old process's
-                        * until listener_claim (it may still go on) */
+    listener_peer_fn on_peer;
+    void *peer_arg;
+    struct log_limit log; /* lines that peers (or QEMU's uid) can cause */
+    bool private_moved;   /* said once that the private name was replaced */
+    bool own_dir;         /* the private directory is ours to remove */
+    ino_t adopted_ino;    /* taken over, but the files stay the old process's
+                           * until listener_claim (it may still go on) */
 };
 
 static int unix_addr(const char *path, struct sockaddr_un *sun)
@@ -60,14 +78,28 @@ static int unix_addr(const char *path, struct sockaddr_un *sun)
     return 0;
 }
 
-/* Whether a server answers on the socket at path. */
-static bool socket_is_live(const char *path)
+/* The address of name in the directory open at dir_fd, through procfs:
+ * -ENAMETOOLONG if that does not fit a socket address. */
+static int unix_addr_at(int dir_fd, const char *name, struct sockaddr_un *sun)
+{
+    char path[sizeof(sun->sun_path) + 1];
+    int n = snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir_fd, name);
+
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return -ENAMETOOLONG;
+    }
+    return unix_addr(path, sun);
+}
+
+/* Whether a server answers on the socket name in dir_fd (shown: its path,
+ * also the fallback when the procfs name is too long). */
+static bool socket_is_live(int dir_fd, const char *name, const char *shown)
 {
     struct sockaddr_un sun;
     bool live = false;
     int fd;
 
-    if (unix_addr(path, &sun) < 0) {
+    if (unix_addr_at(dir_fd, name, &sun) < 0 && unix_addr(shown, &sun) < 0) {
         return false;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -78,46 +110,77 @@ static bool socket_is_live(const char *path)
     return live;
 }
 
-/* Removes what a previous run left at name, if it is a socket nobody serves;
- * anything else (a live server, a file that is no socket) is an error. */
-static int clear_stale_socket(const char *name)
+/* Removes what a previous run left at name in dir_fd, if it is a socket
+ * nobody serves; anything else (a live server, a file that is no socket) is
+ * an error. */
+static int clear_stale_socket(int dir_fd, const char *name, const char *shown)
 {
     struct stat st;
 
-    if (lstat(name, &st) < 0) {
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         return errno == ENOENT ? 0 : -errno;
     }
     if (!S_ISSOCK(st.st_mode)) {
-        log_error("%s exists and is not a socket; remove it or choose another path", name);
+        log_error("%s exists and is not a socket; remove it or choose another path", shown);
         return -EEXIST;
     }
-    if (socket_is_live(name)) {
-        log_error("another server is already listening on %s", name);
+    if (socket_is_live(dir_fd, name, shown)) {
+        log_error("another server is already listening on %s", shown);
         return -EADDRINUSE;
     }
-    log_info("removing stale socket %s", name);
-    return unlink(name) < 0 && errno != ENOENT ? -errno : 0;
+    log_info("removing stale socket %s", shown);
+    return unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int prepare_private_dir(struct listener *l)
+/* Says once at start-up where QEMU can remove the socket path: the daemon
+ * copes, but a directory only root can write is the safer deployment. */
+static void note_directory(const struct listener *l)
 {
     struct stat st;
-    int ret;
 
-    if (lstat(l->private_dir, &st) == 0) {
-        if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077) != 0) {
-            log_error("%s is not a private root-owned directory; remove it", l->private_dir);
-            return -EEXIST;
-        }
-        ret = clear_stale_socket(l->private_path);
-        if (ret < 0) {
-            return ret;
-        }
-    } else if (mkdir(l->private_dir, 0700) < 0) {
-        log_error("cannot create %s: %m", l->private_dir);
+    if (fstat(l->dir_fd, &st) < 0) {
+        return;
+    }
+    if ((st.st_uid != 0 && (st.st_mode & S_IWUSR)) ||
+        ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
+        log_info("%s is writable by others than root: QEMU removes %s after each connection "
+                 "and the daemon puts it back; a directory only root can write is safer "
+                 "(see virtfs-proxyd(8))",
+                 l->dir_path, l->base_name);
+    }
+}
+
+/* Opens the private directory (creating it if asked) and checks, on the
+ * descriptor, that it is a directory only root can use. */
+static int open_private_dir(struct listener *l, bool create)
+{
+    struct stat st;
+    int fd;
+
+    if (create && mkdirat(l->dir_fd, l->private_name, 0700) < 0 && errno != EEXIST) {
+        log_error("cannot create %s/%s: %m", l->dir_path, l->private_name);
         return -errno;
     }
-    l->own_dir = true;
+    fd = openat(l->dir_fd, l->private_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+
+        log_error("cannot open %s/%s: %s%s", l->dir_path, l->private_name, strerror(err),
+                  err == ELOOP || err == ENOTDIR ? " (it must be a directory; remove it)" : "");
+        return -err;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+        (st.st_mode & 077) != 0) {
+        log_error("%s/%s is not a private root-owned directory (owner %u, mode %04o); "
+                  "remove it",
+                  l->dir_path, l->private_name, (unsigned)st.st_uid,
+                  (unsigned)(st.st_mode & 07777));
+        close(fd);
+        return -EEXIST;
+    }
+    l->private_fd = fd;
+    l->private_dev = st.st_dev;
+    l->private_ino = st.st_ino;
     return 0;
 }
 
@@ -125,46 +188,77 @@ static int bind_socket(struct listener *l)
 {
     struct sockaddr_un sun;
     struct stat st;
-    mode_t old_umask;
-    int ret;
 
-    unix_addr(l->private_path, &sun);
+    /* "/proc/self/fd/N/sock" always fits. */
+    unix_addr_at(l->private_fd, PRIVATE_SOCK, &sun);
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (l->fd < 0) {
         log_error("socket: %m");
         return -errno;
     }
-    old_umask = umask(007); /* srwxrwx---, as the reference helper */
-    ret = bind(l->fd, (struct sockaddr *)&sun, sizeof(sun));
-    umask(old_umask);
-    if (ret < 0 || chown(l->private_path, l->uid, l->gid) < 0 ||
-        listen(l->fd, SOMAXCONN) < 0 || stat(l->private_path, &st) < 0) {
-        log_error("cannot set up socket %s: %m", l->private_path);
+    if (bind(l->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        log_error("cannot bind a socket in %s/%s: %m", l->dir_path, l->private_name);
+        return -errno;
+    }
+    if (fstatat(l->private_fd, PRIVATE_SOCK, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        log_error("cannot find the socket in %s/%s: %m", l->dir_path, l->private_name);
         return -errno;
     }
     l->ino = st.st_ino;
-    if (link(l->private_path, l->path) < 0) {
+    /* srwxrwx---, as the reference helper.  Set here rather than through
+     * the umask, which is the whole process's: the I/O threads create
+     * guests' files meanwhile, and rely on it being 0. */
+    if (fchmodat(l->private_fd, PRIVATE_SOCK, 0770, 0) < 0 ||
+        fchownat(l->private_fd, PRIVATE_SOCK, l->uid, l->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+        listen(l->fd, SOMAXCONN) < 0) {
+        log_error("cannot set up socket %s: %m", l->path);
+        return -errno;
+    }
+    if (linkat(l->private_fd, PRIVATE_SOCK, l->dir_fd, l->base_name, 0) < 0) {
         log_error("cannot create socket path %s: %m", l->path);
         return -errno;
     }
     return 0;
 }
 
-static void relink(struct listener *l)
+/* Whether the private directory is still where it was made; a warning the
+ * first time it is not (only the socket directory's writers can move it,
+ * and the daemon goes on with the directory it has open). */
+static void check_private_name(struct listener *l)
 {
-    if (link(l->private_path, l->path) == 0) {
-        log_debug("socket path %s restored", l->path);
-    } else if (errno != EEXIST) {
-        log_warn("cannot restore socket path %s: %m", l->path);
+    struct stat st;
+    bool moved = fstatat(l->dir_fd, l->private_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                 st.st_dev != l->private_dev || st.st_ino != l->private_ino;
+
+    if (moved && !l->private_moved) {
+        /* Rate-limited all the same: renaming it back and forth is cheap. */
+        log_guest(&l->log, LOG_LEVEL_WARNING,
+                  "%s/%s was moved or replaced (by a writer of %s): the daemon goes on "
+                  "with its own directory; a live upgrade cannot take this socket over and "
+                  "a restart refuses to start until the name is removed",
+                  l->dir_path, l->private_name, l->dir_path);
     }
+    l->private_moved = moved;
 }
 
-static struct listener *listener_alloc(const char *path, uid_t uid, gid_t gid, struct export *ex,
-                                       unsigned int max_conns)
+void listener_restore(struct listener *l)
+{
+    if (l->private_fd < 0) {
+        return;
+    }
+    if (linkat(l->private_fd, PRIVATE_SOCK, l->dir_fd, l->base_name, 0) == 0) {
+        log_debug("socket path %s restored", l->path);
+    } else if (errno != EEXIST) {
+        log_guest(&l->log, LOG_LEVEL_WARNING, "cannot restore socket path %s: %s", l->path,
+                  strerror(errno));
+    }
+    check_private_name(l);
+}
+
+static struct listener *listener_alloc(const char *path, uid_t uid, gid_t gid)
 {
     struct sockaddr_un sun;
     struct listener *l;
-    char *dir;
 
     if (unix_addr(path, &sun) < 0) {
         log_error("socket path %s is too long (at most %zu bytes)", path,
@@ -172,47 +266,51 @@ static struct listener *listener_alloc(const char *path, uid_t uid, gid_t gid, s
         return NULL;
     }
     l = g_new0(struct listener, 1);
-    /* Absolute, so that the path still names the socket after daemon()
+    /* Absolute, so that the messages still name the socket after daemon()
      * has changed directory to /. */
     l->path = g_canonicalize_filename(path, NULL);
-    dir = g_path_get_dirname(l->path);
+    l->dir_path = g_path_get_dirname(l->path);
     l->base_name = g_path_get_basename(l->path);
-    l->private_dir = g_strdup_printf("%s/.virtfs-proxyd.%s", dir, l->base_name);
-    l->private_path = g_strdup_printf("%s/sock", l->private_dir);
-    g_free(dir);
+    l->private_name = g_strconcat(PRIVATE_PREFIX, l->base_name, NULL);
     l->uid = uid;
     l->gid = gid;
-    ops_export_ref(ex);
-    l->ex = ex;
-    l->max_conns = max_conns;
     l->fd = -1;
+    l->private_fd = -1;
     l->inotify_fd = -1;
-    if (unix_addr(l->private_path, &sun) < 0) {
-        log_error("socket path %s is too long: its private name %s must fit in %zu bytes",
-                  l->path, l->private_path, sizeof(sun.sun_path) - 1);
+    l->dir_fd = open(l->dir_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (l->dir_fd < 0) {
+        log_error("socket directory %s: %m%s", l->dir_path,
+                  errno == ELOOP ? " (a symlink: give the directory itself)" : "");
         listener_free(l);
         return NULL;
     }
     return l;
 }
 
-struct listener *listener_create(const char *path, uid_t uid, gid_t gid, struct export *ex,
-                                 unsigned int max_conns)
+struct listener *listener_create(const char *path, uid_t uid, gid_t gid)
 {
-    struct listener *l = listener_alloc(path, uid, gid, ex, max_conns);
+    struct listener *l = listener_alloc(path, uid, gid);
 
-    if (l != NULL &&
-        (clear_stale_socket(l->path) < 0 || prepare_private_dir(l) < 0 || bind_socket(l) < 0)) {
+    if (l == NULL) {
+        return NULL;
+    }
+    if (clear_stale_socket(l->dir_fd, l->base_name, l->path) < 0 ||
+        open_private_dir(l, true) < 0) {
         listener_free(l);
         return NULL;
     }
+    l->own_dir = true;
+    if (clear_stale_socket(l->private_fd, PRIVATE_SOCK, l->path) < 0 || bind_socket(l) < 0) {
+        listener_free(l);
+        return NULL;
+    }
+    note_directory(l);
     return l;
 }
 
-struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid,
-                                struct export *ex, unsigned int max_conns)
+struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid)
 {
-    struct listener *l = listener_alloc(path, uid, gid, ex, max_conns);
+    struct listener *l = listener_alloc(path, uid, gid);
     int listening = 0;
     socklen_t len = sizeof(listening);
     struct stat st;
@@ -222,9 +320,23 @@ struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid,
         return NULL;
     }
     l->fd = fd;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening ||
-        stat(l->private_path, &st) < 0) {
-        log_error("cannot take over the socket of %s: %m", l->path);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening) {
+        log_error("cannot take over the socket of %s: not a listening socket", l->path);
+        listener_free(l);
+        return NULL;
+    }
+    /* A private directory that is not root's (QEMU's uid renamed the real
+     * one away and made its own) fails here: the upgrade is refused, and
+     * the old process, which still has the real one open, goes on. */
+    if (open_private_dir(l, false) < 0) {
+        log_error("cannot take over the socket of %s", l->path);
+        listener_free(l);
+        return NULL;
+    }
+    if (fstatat(l->private_fd, PRIVATE_SOCK, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISSOCK(st.st_mode)) {
+        log_error("cannot take over the socket of %s: no socket in %s/%s", l->path, l->dir_path,
+                  l->private_name);
         listener_free(l);
         return NULL;
     }
@@ -298,25 +410,16 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     struct listener *l = arg;
     struct ucred cred = {0};
 
-    relink(l);
+    listener_restore(l);
     if (!peer_allowed(l, fd, &cred)) {
-        log_warn("%s: refused peer pid %d uid %u gid %u (not root, uid %u or gid %u)", l->path,
-                 (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid, (unsigned)l->uid,
-                 (unsigned)l->gid);
+        log_guest(&l->log, LOG_LEVEL_WARNING,
+                  "%s: refused peer pid %d uid %u gid %u (not root, uid %u or gid %u)", l->path,
+                  (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid, (unsigned)l->uid,
+                  (unsigned)l->gid);
         close(fd);
         return;
     }
-    if (l->max_conns > 0 && workers_connections() >= l->max_conns) {
-        if (!l->limit_logged) {
-            log_warn("%s: connection limit of %u reached; refusing peer pid %d", l->path,
-                     l->max_conns, (int)cred.pid);
-            l->limit_logged = true;
-        }
-        close(fd);
-        return;
-    }
-    l->limit_logged = false;
-    workers_assign(fd, l->ex, &cred);
+    l->on_peer(fd, &cred, l->peer_arg);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -333,8 +436,8 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
 
     /* Out of descriptors or memory: the peer stays in the backlog and the
      * socket stays readable, so pause accepting instead of spinning. */
-    log_warn("%s: accept: %s; pausing accepts for 100 ms", l->path,
-             strerror(EVUTIL_SOCKET_ERROR()));
+    log_guest(&l->log, LOG_LEVEL_WARNING, "%s: accept: %s; pausing accepts for 100 ms",
+              l->path, strerror(EVUTIL_SOCKET_ERROR()));
     evconnlistener_disable(evl);
     evtimer_add(l->ev_resume, &pause);
 }
@@ -347,35 +450,47 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
         struct inotify_event align;
     } events;
     ssize_t n = read(fd, events.buf, sizeof(events.buf));
-    bool ours = false;
+    bool check = n < 0;
 
     for (ssize_t off = 0; off < n;) {
         const struct inotify_event *ev = (const void *)(events.buf + off);
 
-        if (ev->len > 0 && strcmp(ev->name, l->base_name) == 0) {
-            ours = true;
+        if (ev->mask & IN_Q_OVERFLOW) {
+            /* Events were lost, maybe the one about our name. */
+            log_debug("%s: inotify queue overflowed; checking the socket path", l->dir_path);
+            check = true;
+        } else if (ev->mask & IN_IGNORED) {
+            log_warn("%s: no longer watched (removed or unmounted); the socket path is "
+                     "restored only at the next accept",
+                     l->dir_path);
+        } else if (ev->len > 0 && strcmp(ev->name, l->base_name) == 0) {
+            check = true;
         }
         off += (ssize_t)(sizeof(*ev) + ev->len);
     }
-    if (ours || n < 0) {
-        relink(l);
+    if (check) {
+        listener_restore(l);
     }
 }
 
-int listener_start(struct listener *l, struct event_base *base)
+int listener_start(struct listener *l, struct event_base *base, listener_peer_fn on_peer,
+                   void *arg)
 {
-    char *dir = g_path_get_dirname(l->path);
+    char watched[64];
 
+    l->on_peer = on_peer;
+    l->peer_arg = arg;
+    /* The directory we hold, whatever is at its path now. */
+    snprintf(watched, sizeof(watched), "/proc/self/fd/%d", l->dir_fd);
     l->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (l->inotify_fd < 0 ||
-        inotify_add_watch(l->inotify_fd, dir, IN_DELETE | IN_MOVED_FROM) < 0) {
+        inotify_add_watch(l->inotify_fd, watched, IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR) < 0) {
         log_warn("inotify on %s: %m; the socket path is restored only at the next accept",
-                 dir);
+                 l->dir_path);
     } else {
         l->ev_inotify = event_new(base, l->inotify_fd, EV_READ | EV_PERSIST, on_inotify, l);
         event_add(l->ev_inotify, NULL);
     }
-    g_free(dir);
     l->evl = evconnlistener_new(base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                 0, l->fd);
     if (l->evl == NULL) {
@@ -385,21 +500,22 @@ int listener_start(struct listener *l, struct event_base *base)
     evconnlistener_set_error_cb(l->evl, on_accept_error);
     l->ev_resume = evtimer_new(base, on_accept_resume, l);
     l->fd = -1; /* owned by evl now */
-    relink(l);
-    log_info("serving %s on %s", l->ex->dir, l->path);
+    listener_restore(l);
     return 0;
-}
-
-void listener_set_export(struct listener *l, struct export *ex)
-{
-    ops_export_ref(ex);
-    ops_export_unref(l->ex);
-    l->ex = ex;
 }
 
 int listener_set_owner(struct listener *l, uid_t uid, gid_t gid)
 {
-    if (chown(l->private_path, uid, gid) < 0) {
+    struct stat st;
+
+    if (fstatat(l->private_fd, PRIVATE_SOCK, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISSOCK(st.st_mode)) {
+        log_error("cannot give %s to %u:%u: no socket in %s/%s", l->path, (unsigned)uid,
+                  (unsigned)gid, l->dir_path, l->private_name);
+        return -ENOENT;
+    }
+    if ((st.st_uid != uid || st.st_gid != gid) &&
+        fchownat(l->private_fd, PRIVATE_SOCK, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
         log_error("cannot give %s to %u:%u: %m", l->path, (unsigned)uid, (unsigned)gid);
         return -errno;
     }
@@ -408,20 +524,36 @@ int listener_set_owner(struct listener *l, uid_t uid, gid_t gid)
     return 0;
 }
 
-void listener_set_max_conns(struct listener *l, unsigned int max_conns)
-{
-    l->max_conns = max_conns;
-}
-
 const char *listener_path(const struct listener *l)
 {
     return l->path;
 }
 
-void listener_free(struct listener *l)
+/* Removes the socket files that are ours, each only if the name still
+ * names what we made: a name QEMU's uid has reused is left alone. */
+static void remove_files(struct listener *l)
 {
     struct stat st;
 
+    if (l->ino != 0 && fstatat(l->dir_fd, l->base_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_ino == l->ino && S_ISSOCK(st.st_mode)) {
+        unlinkat(l->dir_fd, l->base_name, 0);
+    }
+    if (l->private_fd < 0) {
+        return;
+    }
+    if (l->ino != 0 && fstatat(l->private_fd, PRIVATE_SOCK, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_ino == l->ino) {
+        unlinkat(l->private_fd, PRIVATE_SOCK, 0);
+    }
+    if (l->own_dir && fstatat(l->dir_fd, l->private_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_dev == l->private_dev && st.st_ino == l->private_ino) {
+        unlinkat(l->dir_fd, l->private_name, AT_REMOVEDIR);
+    }
+}
+
+void listener_free(struct listener *l)
+{
     if (l == NULL) {
         return;
     }
@@ -440,22 +572,16 @@ void listener_free(struct listener *l)
     if (l->inotify_fd >= 0) {
         close(l->inotify_fd);
     }
-    /* Remove the public name only if it is still our socket. */
-    if (l->ino != 0 && lstat(l->path, &st) == 0 && st.st_ino == l->ino) {
-        unlink(l->path);
+    if (l->dir_fd >= 0) {
+        remove_files(l);
+        close(l->dir_fd);
     }
-    if (l->ino != 0) {
-        unlink(l->private_path);
-    }
-    if (l->own_dir) {
-        rmdir(l->private_dir);
-    }
-    if (l->ex != NULL) {
-        ops_export_unref(l->ex);
+    if (l->private_fd >= 0) {
+        close(l->private_fd);
     }
     g_free(l->path);
+    g_free(l->dir_path);
     g_free(l->base_name);
-    g_free(l->private_dir);
-    g_free(l->private_path);
+    g_free(l->private_name);
     g_free(l);
 }

@@ -4,6 +4,7 @@ noinst_LIBRARIES += src/libvirtfsproxyd.a
 src_libvirtfsproxyd_a_SOURCES = \
 	src/caps.c src/caps.h \
 	src/settings.c src/settings.h \
+	src/tally.c src/tally.h \
 	src/service.c src/service.h \
 	src/upgrade.c src/upgrade.h \
 	src/conn.c src/conn.h \

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,6 +25,15 @@ static const struct {
 
 static bool log_to_syslog;
 static atomic_int log_threshold = LOG_LEVEL_INFO; /* a reload may change it */
+static void (*log_sink)(enum log_level level, const char *line, void *arg);
+static void *log_sink_arg;
+static uint64_t (*log_clock)(void);
+
+/* Rate limiting of guest-triggered lines: one lock for every limiter and the
+ * global cap.  These lines are rare by construction (at most a few per
+ * second get through), so the lock is never worth avoiding. */
+static pthread_mutex_t guest_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct log_limit guest_global;
 
 int log_parse_level(const char *name, enum log_level *level)
 {
@@ -55,6 +65,29 @@ bool log_enabled(enum log_level level)
     return (int)level <= atomic_load(&log_threshold);
 }
 
+void log_set_sink(void (*sink)(enum log_level level, const char *line, void *arg), void *arg)
+{
+    log_sink = sink;
+    log_sink_arg = arg;
+}
+
+void log_set_clock(uint64_t (*now_ms)(void))
+{
+    log_clock = now_ms;
+}
+
+static void log_write(enum log_level level, const char *text)
+{
+    if (log_sink != NULL) {
+        log_sink(level, text, log_sink_arg);
+    } else if (log_to_syslog) {
+        syslog(levels[level].priority, "%s", text);
+    } else {
+        /* One fprintf per line keeps lines from different threads whole. */
+        fprintf(stderr, PACKAGE_NAME ": %s: %s\n", levels[level].name, text);
+    }
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     char text[1024];
@@ -66,10 +99,167 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    if (log_to_syslog) {
-        syslog(levels[level].priority, "%s", text);
+    log_write(level, text);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    if (log_clock != NULL) {
+        return log_clock();
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The generic cell rate algorithm: lim->tat_ms is the theoretical arrival
+ * time of the next line; a line may come up to (burst - 1) intervals early.
+ * One number per limiter, and zero means a full burst.  Returns whether a
+ * line may go now, and sets *tat to commit if it does. */
+static bool gcra_allows(const struct log_limit *lim, uint64_t now, unsigned int burst,
+                        uint64_t interval, uint64_t *tat)
+{
+    uint64_t t = lim->tat_ms > now ? lim->tat_ms : now;
+
+    if (t - now > (uint64_t)(burst - 1) * interval) {
+        return false;
+    }
+    *tat = t + interval;
+    return true;
+}
+
+void log_guest(struct log_limit *lim, enum log_level level, const char *fmt, ...)
+{
+    char text[1024];
+    char global_note[128] = "";
+    uint64_t now, tat, global_tat;
+    va_list ap;
+    int n;
+
+    if (!log_enabled(level)) {
         return;
     }
-    /* One fprintf per line keeps lines from different threads whole. */
-    fprintf(stderr, PACKAGE_NAME ": %s: %s\n", levels[level].name, text);
+    pthread_mutex_lock(&guest_lock);
+    now = now_ms();
+    if (!gcra_allows(lim, now, LOG_GUEST_BURST, LOG_GUEST_INTERVAL_MS, &tat)) {
+        lim->suppressed++;
+        pthread_mutex_unlock(&guest_lock);
+        return;
+    }
+    if (!gcra_allows(&guest_global, now, LOG_GUEST_GLOBAL_BURST, LOG_GUEST_GLOBAL_INTERVAL_MS,
+                     &global_tat)) {
+        /* Not the limiter's doing: it keeps its share for later. */
+        guest_global.suppressed++;
+        pthread_mutex_unlock(&guest_lock);
+        return;
+    }
+    lim->tat_ms = tat;
+    guest_global.tat_ms = global_tat;
+    if (guest_global.suppressed > 0) {
+        snprintf(global_note, sizeof(global_note),
+                 "%u guest-triggered lines suppressed (more than %d per second from all guests)",
+                 guest_global.suppressed, 1000 / LOG_GUEST_GLOBAL_INTERVAL_MS);
+        guest_global.suppressed = 0;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (lim->suppressed > 0) {
+        size_t used = n < 0 ? 0 : (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
+
+        snprintf(text + used, sizeof(text) - used, " (%u similar lines suppressed)",
+                 lim->suppressed);
+        lim->suppressed = 0;
+    }
+    /* Written under the lock, so that the summary precedes the line. */
+    if (global_note[0] != '\0') {
+        log_write(LOG_LEVEL_WARNING, global_note);
+    }
+    log_write(level, text);
+    pthread_mutex_unlock(&guest_lock);
+}
+
+unsigned int log_limit_take_suppressed(struct log_limit *lim)
+{
+    unsigned int n;
+
+    pthread_mutex_lock(&guest_lock);
+    n = lim->suppressed;
+    lim->suppressed = 0;
+    pthread_mutex_unlock(&guest_lock);
+    return n;
+}
+
+/* The escape for one byte; returns its length (at most 4). */
+static size_t escape_byte(unsigned char c, char esc[5])
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *named = NULL;
+
+    switch (c) {
+    case '\\':
+        named = "\\\\";
+        break;
+    case '"':
+        named = "\\\"";
+        break;
+    case '\'':
+        named = "\\'";
+        break;
+    case '\n':
+        named = "\\n";
+        break;
+    case '\r':
+        named = "\\r";
+        break;
+    case '\t':
+        named = "\\t";
+        break;
+    default:
+        if (c < 0x20 || c > 0x7e) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 0xf];
+            esc[4] = '\0';
+            return 4;
+        }
+        esc[0] = (char)c;
+        esc[1] = '\0';
+        return 1;
+    }
+    strcpy(esc, named);
+    return 2;
+}
+
+char *log_escape(const char *s, size_t len, char *out, size_t cap)
+{
+    static const char more[] = "...";
+    size_t total = 0, o = 0, room;
+    char esc[5];
+
+    if (cap == 0) {
+        return out;
+    }
+    for (size_t i = 0; i < len; i++) {
+        total += escape_byte((unsigned char)s[i], esc);
+    }
+    /* Cut short: keep room for the marker where there is any. */
+    room = total < cap ? cap - 1 : cap > sizeof(more) ? cap - sizeof(more) : cap - 1;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = escape_byte((unsigned char)s[i], esc);
+
+        if (o + n > room) {
+            break;
+        }
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    if (total >= cap && cap > sizeof(more)) {
+        memcpy(out + o, more, sizeof(more) - 1);
+        o += sizeof(more) - 1;
+    }
+    out[o] = '\0';
+    return out;
 }

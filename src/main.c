@@ -49,8 +49,13 @@ struct options {
     bool readonly;
     enum log_level log_level;
     unsigned long threads;
-    unsigned long max_conns;
-    unsigned long frame_timeout;
+    /* Daemon settings; -1: not given.  Given ones override the file's
+     * [daemon] keys, at start and at every reload, as --log-level does. */
+    long max_conns;
+    long max_conns_per_uid;
+    long frame_timeout;
+    long output_timeout;
+    long io_stall_ms;
     long takeover_fd; /* -1, or the state left by a live upgrade */
 };
 
@@ -60,7 +65,10 @@ enum {
     OPT_LOG_LEVEL,
     OPT_THREADS,
     OPT_MAX_CONNS,
+    OPT_MAX_CONNS_PER_UID,
     OPT_FRAME_TIMEOUT,
+    OPT_OUTPUT_TIMEOUT,
+    OPT_IO_STALL_MS,
     OPT_VERSION,
     OPT_TAKEOVER,
 };
@@ -79,7 +87,10 @@ static const struct option long_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+    {"max-connections-per-uid", required_argument, NULL, OPT_MAX_CONNS_PER_UID},
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"output-timeout", required_argument, NULL, OPT_OUTPUT_TIMEOUT},
+    {"io-stall-ms", required_argument, NULL, OPT_IO_STALL_MS},
     {"version", no_argument, NULL, OPT_VERSION},
     {"takeover", required_argument, NULL, OPT_TAKEOVER},
     {NULL, 0, NULL, 0},
@@ -104,8 +115,16 @@ static void usage(FILE *out)
             "      --log-level LEVEL   error, warning, info (default) or debug\n"
             "      --threads N         I/O threads (default: half the CPUs, at least 1)\n"
             "      --max-connections N refuse connections beyond N (default 4096, 0: none)\n"
+            "      --max-connections-per-uid N\n"
+            "                          refuse a peer uid more than N connections over all\n"
+            "                          exports (default 0: no limit)\n"
             "      --frame-timeout S   close a peer whose frame stays incomplete S seconds\n"
             "                          (default 30)\n"
+            "      --output-timeout S  close a peer that reads none of its queued replies\n"
+            "                          for S seconds (default 30)\n"
+            "      --io-stall-ms MS    move the other connections of an I/O thread stuck\n"
+            "                          MS milliseconds in one request (default 100)\n"
+            "  With --config, these five override the file's [daemon] keys.\n"
             "      --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n");
 }
@@ -161,8 +180,11 @@ static void parse_options(int argc, char **argv, struct options *o)
         .log_level = LOG_LEVEL_INFO,
         /* Half the CPUs: the guests' QEMU processes need the rest. */
         .threads = ncpu > 1 ? (unsigned long)ncpu / 2 : 1,
-        .max_conns = 4096,
-        .frame_timeout = 30,
+        .max_conns = -1,
+        .max_conns_per_uid = -1,
+        .frame_timeout = -1,
+        .output_timeout = -1,
+        .io_stall_ms = -1,
     };
     while ((c = getopt_long(argc, argv, "c:p:s:u:g:f:nh", long_options, NULL)) != -1) {
         switch (c) {
@@ -209,12 +231,31 @@ static void parse_options(int argc, char **argv, struct options *o)
             }
             break;
         case OPT_MAX_CONNS:
-            o->max_conns = parse_number("--max-connections", optarg, UINT_MAX);
+            o->max_conns = (long)parse_number("--max-connections", optarg, UINT_MAX);
+            break;
+        case OPT_MAX_CONNS_PER_UID:
+            o->max_conns_per_uid = (long)parse_number("--max-connections-per-uid", optarg,
+                                                      UINT_MAX);
             break;
         case OPT_FRAME_TIMEOUT:
-            o->frame_timeout = parse_number("--frame-timeout", optarg, 86400);
+            o->frame_timeout = (long)parse_number("--frame-timeout", optarg,
+                                                  SETTINGS_MAX_TIMEOUT);
             if (o->frame_timeout == 0) {
                 bad_usage("--frame-timeout: at least 1 second is needed");
+            }
+            break;
+        case OPT_OUTPUT_TIMEOUT:
+            o->output_timeout = (long)parse_number("--output-timeout", optarg,
+                                                   SETTINGS_MAX_TIMEOUT);
+            if (o->output_timeout == 0) {
+                bad_usage("--output-timeout: at least 1 second is needed");
+            }
+            break;
+        case OPT_IO_STALL_MS:
+            o->io_stall_ms = (long)parse_number("--io-stall-ms", optarg,
+                                                SETTINGS_MAX_IO_STALL_MS);
+            if (o->io_stall_ms == 0) {
+                bad_usage("--io-stall-ms: at least 1 millisecond is needed");
             }
             break;
         case OPT_TAKEOVER:
@@ -307,6 +348,26 @@ static int check_inherited_socket(int fd)
     return 0;
 }
 
+/* The daemon settings given on the command line win over the file's. */
+static void settings_override(struct settings *set, const struct options *o)
+{
+    if (o->max_conns >= 0) {
+        set->max_conns = (unsigned int)o->max_conns;
+    }
+    if (o->max_conns_per_uid >= 0) {
+        set->max_conns_per_uid = (unsigned int)o->max_conns_per_uid;
+    }
+    if (o->frame_timeout >= 0) {
+        set->frame_timeout_s = (unsigned int)o->frame_timeout;
+    }
+    if (o->output_timeout >= 0) {
+        set->output_timeout_s = (unsigned int)o->output_timeout;
+    }
+    if (o->io_stall_ms >= 0) {
+        set->io_stall_ms = (unsigned int)o->io_stall_ms;
+    }
+}
+
 /* ---- run time ------------------------------------------------------------ */
 
 /* systemd's readiness protocol (Type=notify): one datagram to
@@ -373,13 +434,16 @@ static void begin_shutdown(const char *why)
     workers_stop(daemon_state.ev_stopped);
 }
 
-/* Daemon-wide settings that apply while running. */
+/* Daemon-wide settings that apply while running (at start, and after a
+ * reload).  The connection limits go with the exports (service_reload). */
 static void apply_daemon_settings(const struct settings *set)
 {
     if (!daemon_state.opt->log_level_given) {
         log_set_level(set->log_level);
     }
     workers_set_frame_timeout(set->frame_timeout_s);
+    workers_set_output_timeout(set->output_timeout_s);
+    workers_set_io_stall_ms(set->io_stall_ms);
 }
 
 static void reload(void)
@@ -399,6 +463,7 @@ static void reload(void)
         g_error_free(error);
         return;
     }
+    settings_override(set, daemon_state.opt);
     if (service_reload(set) < 0) {
         log_error("reload of %s rejected (see above); still serving the previous "
                   "configuration",
@@ -504,8 +569,8 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
     wopt = (struct worker_options){
         .threads = inherited_fd >= 0 ? 1 : (unsigned)o->threads,
         .frame_timeout_s = set->frame_timeout_s,
-        .output_timeout_s = 30,
-        .io_stall_ms = 100,
+        .output_timeout_s = set->output_timeout_s,
+        .io_stall_ms = set->io_stall_ms,
         .on_conn_closed = ev_closed,
     };
     ret = workers_start(&wopt);
@@ -513,6 +578,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         log_error("cannot start worker threads");
         return ret;
     }
+    apply_daemon_settings(set);
     upgrade_init(argc, argv, daemon_state.base, ex);
     daemon_state.single = inherited_fd >= 0;
     if (o->takeover_fd >= 0) {
@@ -566,8 +632,7 @@ static struct settings *settings_from_options(const struct options *o)
 {
     struct settings *set = settings_new();
 
-    set->max_conns = (unsigned int)o->max_conns;
-    set->frame_timeout_s = (unsigned int)o->frame_timeout;
+    settings_override(set, o);
     set->log_level = o->log_level;
     if (o->socket != NULL) {
         struct export_settings *e = g_new0(struct export_settings, 1);
@@ -609,6 +674,7 @@ int main(int argc, char **argv)
         if (o.log_level_given) {
             set->log_level = o.log_level;
         }
+        settings_override(set, &o);
         log_set_level(set->log_level);
     } else {
         set = settings_from_options(&o);

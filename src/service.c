@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <glib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 #include "ops.h"
 #include "service.h"
 #include "settings.h"
+#include "tally.h"
+#include "worker.h"
 
 /* One export as it runs. */
 struct served {
@@ -19,8 +22,10 @@ struct served {
     char *socket;
     uid_t uid;
     gid_t gid;
+    unsigned int max_conns; /* this export's; 0: only the daemon's limit */
     struct export *ex;
     struct listener *listener;
+    struct log_limit log; /* refused peers */
 };
 
 /* What a reload will do to one export of the new settings; everything that
@@ -34,6 +39,8 @@ struct change {
 
 static GPtrArray *running; /* struct served */
 static struct event_base *loop_base;
+/* Limits over all exports, as the running settings say. */
+static unsigned int max_conns, max_conns_per_uid;
 /* Live upgrade: listening sockets the old process handed over, by path. */
 static GHashTable *offered;
 
@@ -89,17 +96,15 @@ static int plan(const struct settings *set, GArray *changes)
             }
         }
         if (c.old == NULL || strcmp(c.old->socket, want->socket) != 0) {
-            struct export *ex = c.new_ex != NULL ? c.new_ex : c.old->ex;
             gpointer path, fd;
 
             if (offered != NULL &&
                 g_hash_table_steal_extended(offered, want->socket, &path, &fd)) {
                 g_free(path);
-                c.new_listener = listener_adopt(GPOINTER_TO_INT(fd), want->socket, want->uid,
-                                                want->gid, ex, set->max_conns);
+                c.new_listener =
+                    listener_adopt(GPOINTER_TO_INT(fd), want->socket, want->uid, want->gid);
             } else {
-                c.new_listener = listener_create(want->socket, want->uid, want->gid, ex,
-                                                 set->max_conns);
+                c.new_listener = listener_create(want->socket, want->uid, want->gid);
             }
             if (c.new_listener == NULL) {
                 g_array_append_val(changes, c);
@@ -111,8 +116,53 @@ static int plan(const struct settings *set, GArray *changes)
     return 0;
 }
 
+/* A peer the socket's owner admits: now the connection limits. */
+static void on_peer(int fd, const struct ucred *peer, void *arg)
+{
+    struct served *s = arg;
+    char why[160] = "";
+
+    if (max_conns > 0 && workers_connections() >= max_conns) {
+        snprintf(why, sizeof(why), "the daemon's connection limit of %u reached "
+                 "(max-connections)", max_conns);
+    } else {
+        switch (tally_admit(s->name, s->ex, peer->uid, s->max_conns, max_conns_per_uid)) {
+        case TALLY_ADMITTED:
+            break;
+        case TALLY_EXPORT_FULL:
+            snprintf(why, sizeof(why), "the export's connection limit of %u reached "
+                     "(max-connections of [export %s])", s->max_conns, s->name);
+            break;
+        case TALLY_UID_FULL:
+            snprintf(why, sizeof(why), "uid %u's connection limit of %u reached "
+                     "(max-connections-per-uid)", (unsigned)peer->uid, max_conns_per_uid);
+            break;
+        }
+    }
+    if (why[0] != '\0') {
+        log_guest(&s->log, LOG_LEVEL_WARNING, "export '%s' (%s): refusing peer pid %d uid %u: %s",
+                  s->name, s->socket, (int)peer->pid, (unsigned)peer->uid, why);
+        close(fd);
+        return;
+    }
+    workers_assign(fd, s->ex, peer);
+}
+
+void service_conn_adopted(struct export *ex, uid_t uid)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        if (s->ex == ex) {
+            tally_add(s->name, ex, uid);
+            return;
+        }
+    }
+    tally_add(NULL, ex, uid); /* its export is no longer configured */
+}
+
 /* Applies one planned change; nothing here can fail but a chown. */
-static struct served *commit(struct change *c, unsigned int max_conns)
+static struct served *commit(struct change *c)
 {
     const struct export_settings *want = c->want;
     struct served *s = c->old;
@@ -126,9 +176,6 @@ static struct served *commit(struct change *c, unsigned int max_conns)
         if (s->ex != NULL) {
             log_info("export '%s': now %s (connections made before keep %s)", want->name,
                      want->path, s->path);
-            if (c->new_listener == NULL) {
-                listener_set_export(s->listener, c->new_ex);
-            }
             ops_export_unref(s->ex);
         }
         s->ex = c->new_ex;
@@ -145,7 +192,7 @@ static struct served *commit(struct change *c, unsigned int max_conns)
         g_free(s->socket);
         s->socket = g_strdup(want->socket);
         if (loop_base != NULL) {
-            listener_start(s->listener, loop_base);
+            listener_start(s->listener, loop_base, on_peer, s);
         }
     } else if (s->uid != want->uid || s->gid != want->gid) {
         listener_set_owner(s->listener, want->uid, want->gid);
@@ -161,7 +208,11 @@ static struct served *commit(struct change *c, unsigned int max_conns)
         atomic_store(&s->ex->readonly, want->readonly);
         atomic_store(&s->ex->allow_devices, want->allow_devices);
     }
-    listener_set_max_conns(s->listener, max_conns);
+    if (c->old != NULL && s->max_conns != want->max_conns) {
+        log_info("export '%s': max-connections=%u (0: only the daemon's limit)", want->name,
+                 want->max_conns);
+    }
+    s->max_conns = want->max_conns;
     return s;
 }
 
@@ -178,8 +229,11 @@ int service_reload(const struct settings *set)
     }
     next = g_ptr_array_new();
     for (guint i = 0; i < changes->len; i++) {
-        g_ptr_array_add(next, commit(&g_array_index(changes, struct change, i), set->max_conns));
+        g_ptr_array_add(next, commit(&g_array_index(changes, struct change, i)));
     }
+    /* New limits apply to the next peers; connections made stay. */
+    max_conns = set->max_conns;
+    max_conns_per_uid = set->max_conns_per_uid;
     g_array_free(changes, TRUE);
     for (guint i = 0; running != NULL && i < running->len; i++) {
         struct served *s = g_ptr_array_index(running, i);
@@ -207,7 +261,7 @@ int service_start(struct event_base *base)
     loop_base = base;
     for (guint i = 0; i < running->len; i++) {
         struct served *s = g_ptr_array_index(running, i);
-        int ret = listener_start(s->listener, base);
+        int ret = listener_start(s->listener, base, on_peer, s);
 
         if (ret < 0) {
             return ret;
@@ -248,16 +302,15 @@ static void service_drop_unclaimed(void)
     }
     g_hash_table_iter_init(&it, offered);
     while (g_hash_table_iter_next(&it, &path, &fd)) {
-        g_autofree char *dir = g_path_get_dirname(path);
-        g_autofree char *base = g_path_get_basename(path);
-        g_autofree char *private_dir = g_strdup_printf("%s/.virtfs-proxyd.%s", dir, base);
-        g_autofree char *private_path = g_strdup_printf("%s/sock", private_dir);
+        /* Taken over and claimed only to remove its files the careful
+         * way (through its directories, and only what is still ours). */
+        struct listener *l = listener_adopt(GPOINTER_TO_INT(fd), path, 0, 0);
 
         log_info("%s is no longer configured: closing it", (char *)path);
-        close(GPOINTER_TO_INT(fd));
-        unlink(path);
-        unlink(private_path);
-        rmdir(private_dir);
+        if (l != NULL) {
+            listener_claim(l);
+            listener_free(l);
+        }
     }
     g_hash_table_destroy(offered);
     offered = NULL;

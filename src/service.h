@@ -8,6 +8,7 @@
 #define VP_SERVICE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct event_base;
 struct export;
@@ -36,6 +37,11 @@ void service_foreach_socket(void (*fn)(const char *socket, int fd, void *arg), v
 const char *service_socket_of(const struct export *ex);
 /* The export served on socket, or NULL. */
 struct export *service_export_by_socket(const char *socket);
+/* Live upgrade, new process: counts a connection handed over by the old
+ * one (it was admitted there) for the connection limits, as if admitted
+ * here.  Call once per adopted connection, after service_prepare; the
+ * connection's end is counted by tally_remove (tally.h) as for any other. */
+void service_conn_adopted(struct export *ex, uid_t uid);
 /* Forgets every export and socket, leaving the socket files in place. */
 void service_abandon(void);
 

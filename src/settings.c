@@ -29,6 +29,8 @@ struct settings *settings_new(void)
 
     set->max_conns = SETTINGS_DEFAULT_MAX_CONNS;
     set->frame_timeout_s = SETTINGS_DEFAULT_FRAME_TIMEOUT;
+    set->output_timeout_s = SETTINGS_DEFAULT_OUTPUT_TIMEOUT;
+    set->io_stall_ms = SETTINGS_DEFAULT_IO_STALL_MS;
     set->log_level = LOG_LEVEL_INFO;
     set->exports = g_ptr_array_new_with_free_func(export_settings_free);
     return set;
@@ -131,39 +133,51 @@ static bool check_keys(GKeyFile *kf, const char *group, const char *const *known
     return true;
 }
 
+/* Reads an optional number key: from min to max, what says in which unit. */
+static bool get_uint(GKeyFile *kf, const char *group, const char *key, unsigned long min,
+                     unsigned long max, const char *what, unsigned int *out, GError **error)
+{
+    g_autofree char *text = get_string(kf, group, key, false, NULL);
+    unsigned long v;
+
+    if (text == NULL) {
+        return true;
+    }
+    g_strstrip(text);
+    if (!parse_ulong(text, max, &v) || v < min) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s] %s: '%s' is not %s from %lu to %lu", group, key, text, what, min, max);
+        return false;
+    }
+    *out = (unsigned int)v;
+    return true;
+}
+
 static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
 {
-    static const char *const known[] = {"max-connections", "frame-timeout", "log-level", NULL};
-    g_autofree char *max = NULL, *timeout = NULL, *level = NULL;
-    unsigned long v;
+    static const char *const known[] = {"max-connections", "max-connections-per-uid",
+                                        "frame-timeout",   "output-timeout",
+                                        "io-stall-ms",     "log-level",
+                                        NULL};
+    g_autofree char *level = NULL;
 
     if (!g_key_file_has_group(kf, "daemon")) {
         return true;
     }
-    if (!check_keys(kf, "daemon", known, error)) {
+    if (!check_keys(kf, "daemon", known, error) ||
+        !get_uint(kf, "daemon", "max-connections", 0, UINT_MAX, "a number", &set->max_conns,
+                  error) ||
+        !get_uint(kf, "daemon", "max-connections-per-uid", 0, UINT_MAX, "a number",
+                  &set->max_conns_per_uid, error) ||
+        !get_uint(kf, "daemon", "frame-timeout", 1, SETTINGS_MAX_TIMEOUT, "a number of seconds",
+                  &set->frame_timeout_s, error) ||
+        !get_uint(kf, "daemon", "output-timeout", 1, SETTINGS_MAX_TIMEOUT,
+                  "a number of seconds", &set->output_timeout_s, error) ||
+        !get_uint(kf, "daemon", "io-stall-ms", 1, SETTINGS_MAX_IO_STALL_MS,
+                  "a number of milliseconds", &set->io_stall_ms, error)) {
         return false;
     }
-    max = get_string(kf, "daemon", "max-connections", false, NULL);
-    timeout = get_string(kf, "daemon", "frame-timeout", false, NULL);
     level = get_string(kf, "daemon", "log-level", false, NULL);
-    if (max != NULL) {
-        if (!parse_ulong(max, UINT_MAX, &v)) {
-            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-                        "[daemon] max-connections: '%s' is not a number", max);
-            return false;
-        }
-        set->max_conns = (unsigned int)v;
-    }
-    if (timeout != NULL) {
-        if (!parse_ulong(timeout, 86400, &v) || v == 0) {
-            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-                        "[daemon] frame-timeout: '%s' is not a number of seconds from 1 to "
-                        "86400",
-                        timeout);
-            return false;
-        }
-        set->frame_timeout_s = (unsigned int)v;
-    }
     if (level != NULL && log_parse_level(level, &set->log_level) < 0) {
         g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                     "[daemon] log-level: '%s' is not error, warning, info or debug", level);
@@ -174,8 +188,9 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
 
 static bool load_export(GKeyFile *kf, const char *group, struct settings *set, GError **error)
 {
-    static const char *const known[] = {"path",          "socket",   "uid", "gid",
-                                        "allow-devices", "readonly", NULL};
+    static const char *const known[] = {"path",     "socket",          "uid", "gid",
+                                        "allow-devices", "readonly", "max-connections",
+                                        NULL};
     struct export_settings *e = g_new0(struct export_settings, 1);
     g_autofree char *uid = NULL, *gid = NULL;
     unsigned long id;
@@ -198,7 +213,9 @@ static bool load_export(GKeyFile *kf, const char *group, struct settings *set, G
         (uid = get_string(kf, group, "uid", true, error)) == NULL ||
         (gid = get_string(kf, group, "gid", true, error)) == NULL ||
         !get_bool(kf, group, "allow-devices", &e->allow_devices, error) ||
-        !get_bool(kf, group, "readonly", &e->readonly, error)) {
+        !get_bool(kf, group, "readonly", &e->readonly, error) ||
+        !get_uint(kf, group, "max-connections", 0, UINT_MAX, "a number", &e->max_conns,
+                  error)) {
         return false;
     }
     if (e->path[0] != '/' || e->socket[0] != '/') {

@@ -4,7 +4,10 @@
  *
  *   [daemon]
  *   max-connections = 4096
+ *   max-connections-per-uid = 0
  *   frame-timeout = 30
+ *   output-timeout = 30
+ *   io-stall-ms = 100
  *   log-level = info
  *
  *   [export share]
@@ -14,6 +17,7 @@
  *   gid = kvm
  *   allow-devices = false
  *   readonly = false
+ *   max-connections = 0
  */
 #ifndef VP_SETTINGS_H
 #define VP_SETTINGS_H
@@ -32,17 +36,26 @@ struct export_settings {
     gid_t gid;
     bool allow_devices;
     bool readonly;
+    unsigned int max_conns; /* this export's; 0: only the daemon's limit */
 };
 
 struct settings {
-    unsigned int max_conns; /* 0: no limit */
+    unsigned int max_conns;         /* the whole daemon's; 0: no limit */
+    unsigned int max_conns_per_uid; /* one peer uid's, over all exports; 0: no limit */
     unsigned int frame_timeout_s;
+    unsigned int output_timeout_s; /* replies queued that the peer does not read */
+    unsigned int io_stall_ms;      /* an I/O thread stuck in one request this long
+                                    * hands its other connections on */
     enum log_level log_level;
     GPtrArray *exports; /* struct export_settings, names unique, sockets unique */
 };
 
 #define SETTINGS_DEFAULT_MAX_CONNS 4096
 #define SETTINGS_DEFAULT_FRAME_TIMEOUT 30
+#define SETTINGS_DEFAULT_OUTPUT_TIMEOUT 30
+#define SETTINGS_DEFAULT_IO_STALL_MS 100
+#define SETTINGS_MAX_TIMEOUT 86400
+#define SETTINGS_MAX_IO_STALL_MS 60000
 
 struct settings *settings_new(void);
 void settings_free(struct settings *set);

@@ -30,6 +30,7 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "tally.h"
 #include "worker.h"
 
 struct handoff {
@@ -142,6 +143,7 @@ static void worker_take(struct worker *w, struct handoff *h, bool stopping)
         c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer);
         if (c == NULL) {
             close(h->fd);
+            tally_remove(h->ex, h->peer.uid); /* the acceptor counted it */
             for (size_t i = 0; h->h != NULL && i < h->h->n_out_fds; i++) {
                 close(h->h->out_fds[i].fd);
             }
@@ -504,6 +506,7 @@ void workers_assign(int fd, struct export *ex, const struct ucred *peer)
     if (h == NULL) {
         log_error("out of memory accepting a connection");
         close(fd);
+        tally_remove(ex, peer->uid); /* the acceptor counted it */
         return;
     }
     h->fd = fd;
@@ -520,6 +523,7 @@ void workers_adopt(const struct conn_handover *from)
     if (h == NULL) {
         log_error("out of memory adopting a connection");
         close(from->fd);
+        tally_remove(from->ex, from->peer_uid);
         for (size_t i = 0; i < from->n_out_fds; i++) {
             close(from->out_fds[i].fd);
         }

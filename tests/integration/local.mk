@@ -13,7 +13,9 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-lifecycle \
 	tests/integration/test-diff \
 	tests/integration/test-reload \
-	tests/integration/test-upgrade
+	tests/integration/test-upgrade \
+	tests/integration/test-limits \
+	tests/integration/test-sockdir
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -57,3 +59,13 @@ tests_integration_test_upgrade_SOURCES = tests/integration/test-upgrade.c
 tests_integration_test_upgrade_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_upgrade_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_upgrade_LDADD = $(VT_LDADD)
+
+tests_integration_test_limits_SOURCES = tests/integration/test-limits.c
+tests_integration_test_limits_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_limits_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_limits_LDADD = $(VT_LDADD)
+
+tests_integration_test_sockdir_SOURCES = tests/integration/test-sockdir.c
+tests_integration_test_sockdir_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_sockdir_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_sockdir_LDADD = $(VT_LDADD)

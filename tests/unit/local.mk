@@ -17,3 +17,22 @@ TESTS += tests/unit/test-ops-nonblock
 tests_unit_test_ops_nonblock_SOURCES = tests/unit/test-ops-nonblock.c
 tests_unit_test_ops_nonblock_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 tests_unit_test_ops_nonblock_LDADD = $(VP_LIBS)
+
+check_PROGRAMS += tests/unit/test-log
+TESTS += tests/unit/test-log
+tests_unit_test_log_SOURCES = tests/unit/test-log.c
+tests_unit_test_log_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_log_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
+
+check_PROGRAMS += tests/unit/test-tally
+TESTS += tests/unit/test-tally
+tests_unit_test_tally_SOURCES = tests/unit/test-tally.c
+tests_unit_test_tally_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_tally_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
+
+# Needs root (skips otherwise): a listener in a scratch directory.
+check_PROGRAMS += tests/unit/test-listener
+TESTS += tests/unit/test-listener
+tests_unit_test_listener_SOURCES = tests/unit/test-listener.c
+tests_unit_test_listener_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_listener_LDADD = src/libvirtfsproxyd.a $(LIBEVENT_LIBS) $(GLIB_LIBS) -lpthread

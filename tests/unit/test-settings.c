@@ -32,7 +32,10 @@ static void test_valid(void)
     char *msg = NULL;
     struct settings *set = load("[daemon]\n"
                                 "max-connections = 10\n"
+                                "max-connections-per-uid = 4\n"
                                 "frame-timeout = 3\n"
+                                "output-timeout = 12\n"
+                                "io-stall-ms = 250\n"
                                 "log-level = debug\n"
                                 "[export one]\n"
                                 "path = /srv/one\n"
@@ -40,6 +43,7 @@ static void test_valid(void)
                                 "uid = 0\n"
                                 "gid = root\n"
                                 "readonly = true\n"
+                                "max-connections = 2\n"
                                 "[export two]\n"
                                 "path = /srv/two\n"
                                 "socket = /run/two.sock\n"
@@ -52,7 +56,10 @@ static void test_valid(void)
     g_assert_null(msg);
     g_assert_nonnull(set);
     g_assert_cmpuint(set->max_conns, ==, 10);
+    g_assert_cmpuint(set->max_conns_per_uid, ==, 4);
     g_assert_cmpuint(set->frame_timeout_s, ==, 3);
+    g_assert_cmpuint(set->output_timeout_s, ==, 12);
+    g_assert_cmpuint(set->io_stall_ms, ==, 250);
     g_assert_cmpint(set->log_level, ==, LOG_LEVEL_DEBUG);
     g_assert_cmpuint(set->exports->len, ==, 2);
     one = settings_find_export(set, "one");
@@ -61,6 +68,8 @@ static void test_valid(void)
     g_assert_nonnull(two);
     g_assert_cmpstr(one->path, ==, "/srv/one");
     g_assert_true(one->readonly);
+    g_assert_cmpuint(one->max_conns, ==, 2);
+    g_assert_cmpuint(two->max_conns, ==, 0);
     g_assert_false(one->allow_devices);
     g_assert_cmpuint(two->gid, ==, 100);
     g_assert_true(two->allow_devices);
@@ -78,6 +87,12 @@ static void test_defaults(void)
     g_assert_cmpuint(set->max_conns, ==, SETTINGS_DEFAULT_MAX_CONNS);
     g_assert_cmpuint(set->frame_timeout_s, ==, SETTINGS_DEFAULT_FRAME_TIMEOUT);
     g_assert_cmpint(set->log_level, ==, LOG_LEVEL_INFO);
+    /* The limits per uid and per export are off unless asked for. */
+    g_assert_cmpuint(set->max_conns_per_uid, ==, 0);
+    g_assert_cmpuint(((struct export_settings *)g_ptr_array_index(set->exports, 0))->max_conns,
+                     ==, 0);
+    g_assert_cmpuint(set->output_timeout_s, ==, 30);
+    g_assert_cmpuint(set->io_stall_ms, ==, 100);
     settings_free(set);
 }
 
@@ -105,6 +120,21 @@ static void test_refused(void)
          "frame-timeout"},
         {"[daemon]\nmax-connections=-1\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
          "max-connections"},
+        {"[daemon]\nmax-connections-per-uid=some\n[export x]\npath=/x\nsocket=/s\nuid=0\n"
+         "gid=0\n",
+         "max-connections-per-uid: 'some' is not a number"},
+        {"[daemon]\noutput-timeout=0\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
+         "output-timeout: '0' is not a number of seconds from 1 to 86400"},
+        {"[daemon]\noutput-timeout=86401\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
+         "output-timeout"},
+        {"[daemon]\nio-stall-ms=0\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
+         "io-stall-ms: '0' is not a number of milliseconds from 1 to 60000"},
+        {"[daemon]\nio-stall-ms=1e3\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
+         "io-stall-ms"},
+        {"[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\nmax-connections=-2\n",
+         "[export x] max-connections: '-2' is not a number"},
+        {"[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\nmax-connections-per-uid=2\n",
+         "unknown key 'max-connections-per-uid'"},
         {"[daemon]\nlog-level=loud\n[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n", "log-level"},
         {"not a key file", "test.conf"},
     };
