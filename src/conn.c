@@ -98,10 +98,15 @@ struct conn {
     unsigned int fds_queued; /* descriptors in the output queue */
     unsigned int fds_unread; /* sent since the peer last had nothing unread */
     struct timespec stall_since;
+    struct log_limit log; /* lines this peer's requests cause */
     uint64_t *identities; /* uid << 32 | gid this connection created as */
     unsigned int n_identities;
     unsigned long requests, malformed;
 };
+
+/* Lines about connections coming and going, and why one was closed: a peer
+ * that connects in a loop must not flood the log. */
+static struct log_limit churn_log, fail_log;
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
@@ -130,8 +135,8 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    log_warn("peer pid %d uid %u: %s; closing the connection", (int)c->peer_pid,
-             (unsigned)c->peer_uid, why);
+    log_guest(&fail_log, LOG_LEVEL_WARNING, "peer pid %d uid %u: %s; closing the connection",
+              (int)c->peer_pid, (unsigned)c->peer_uid, why);
     c->failed = true;
 }
 
@@ -199,8 +204,8 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
     }
     c->reading = true;
     worker_conn_added(w, c);
-    log_info("peer pid %d uid %u connected to export %s", (int)peer->pid, (unsigned)peer->uid,
-             ex->dir);
+    log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d uid %u connected to export %s",
+              (int)peer->pid, (unsigned)peer->uid, ex->dir);
     return c;
 }
 
@@ -469,20 +474,21 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
     if (proto_decode_body(type, body, size, &req) < 0) {
         /* Framed correctly, so the stream is still in step: answer, and
          * keep the connection (QEMU would lose the share for good). */
-        if (c->malformed++ == 0) {
-            log_warn("peer pid %d: malformed %s request (%u body bytes) answered EINVAL",
-                     (int)c->peer_pid, op->name, size);
-        }
+        c->malformed++;
+        log_guest(&c->log, LOG_LEVEL_WARNING,
+                  "peer pid %d: malformed %s request (%u body bytes) answered EINVAL",
+                  (int)c->peer_pid, op->name, size);
         proto_reply_error(rep, op->reply, -EINVAL);
         conn_send(c, rep->buf, rep->len, -1);
         return;
     }
     if ((op->flags & PROTO_GUEST_CREDS) && ops_lane_identity(&req, &uid, &gid)) {
         if (!conn_identity_allowed(c, uid, gid)) {
-            log_warn("peer pid %d: more than %u identities on one connection; %s as %u:%u "
-                     "refused",
-                     (int)c->peer_pid, CONN_MAX_IDENTITIES, op->name, (unsigned)uid,
-                     (unsigned)gid);
+            log_guest(&c->log, LOG_LEVEL_WARNING,
+                      "peer pid %d: more than %u identities on one connection; %s as %u:%u "
+                      "refused",
+                      (int)c->peer_pid, CONN_MAX_IDENTITIES, op->name, (unsigned)uid,
+                      (unsigned)gid);
             ret = -EPERM;
         } else {
             ret = conn_to_lane(c, op, &req, uid, gid, false);
@@ -568,11 +574,15 @@ static void conn_free(struct conn *c)
     struct outmsg *m;
 
     if (c->fd >= 0) {
-        if (c->malformed > 1) {
-            log_warn("peer pid %d: %lu malformed requests in all", (int)c->peer_pid,
-                     c->malformed);
+        unsigned int quiet = log_limit_take_suppressed(&c->log);
+
+        if (c->malformed > 1 || quiet > 0) {
+            log_guest(&churn_log, LOG_LEVEL_WARNING,
+                      "peer pid %d: %lu malformed requests in all, %u log lines suppressed",
+                      (int)c->peer_pid, c->malformed, quiet);
         }
-        log_info("peer pid %d disconnected after %lu requests", (int)c->peer_pid, c->requests);
+        log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d disconnected after %lu requests",
+                  (int)c->peer_pid, c->requests);
         conn_free_events(c);
         close(c->fd);
         c->fd = -1;

@@ -436,9 +436,15 @@ static int op_mknod(const struct export *ex, const struct proto_req *r, struct p
     int ret;
 
     if ((S_ISCHR(mode) || S_ISBLK(mode)) && !ex->allow_devices) {
-        log_warn("export %s: refused to create device node %s; start with --allow-devices to "
-                 "allow it",
-                 ex->dir, r->a[2].s.p);
+        /* Guests share the limiter: refusals are one kind of line however
+         * many guests cause them, and a flood of them says so once. */
+        static struct log_limit refused_log;
+        char path[128];
+
+        log_guest(&refused_log, LOG_LEVEL_WARNING,
+                  "export %s: refused to create device node \"%s\"; start with "
+                  "--allow-devices to allow it",
+                  ex->dir, log_escape(r->a[2].s.p, r->a[2].s.len, path, sizeof(path)));
         return -EPERM;
     }
     ret = at_resolve_name(ex, r->a[2].s.p, &at, -EEXIST);
