@@ -309,6 +309,7 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
         if (job != NULL) {
             job->conn = c;
             job->worker = c->w;
+            job->done = worker_complete;
             job->ex = c->ex;
             job->uid = uid;
             job->gid = gid;
