@@ -34,7 +34,6 @@
 #include "worker.h"
 
 #define SHUTDOWN_GRACE_S 10
-#define LANE_THREADS_MAX 64
 #define LANE_IDLE_S 30
 #define LANE_STOP_S 5
 
@@ -51,6 +50,8 @@ struct options {
     unsigned long threads;
     unsigned long max_conns;
     unsigned long frame_timeout;
+    unsigned long lane_threads;
+    bool lane_threads_given; /* overrides [daemon] lane-threads */
     long takeover_fd; /* -1, or the state left by a live upgrade */
 };
 
@@ -61,6 +62,7 @@ enum {
     OPT_THREADS,
     OPT_MAX_CONNS,
     OPT_FRAME_TIMEOUT,
+    OPT_LANE_THREADS,
     OPT_VERSION,
     OPT_TAKEOVER,
 };
@@ -80,6 +82,7 @@ static const struct option long_options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"lane-threads", required_argument, NULL, OPT_LANE_THREADS},
     {"version", no_argument, NULL, OPT_VERSION},
     {"takeover", required_argument, NULL, OPT_TAKEOVER},
     {NULL, 0, NULL, 0},
@@ -106,6 +109,8 @@ static void usage(FILE *out)
             "      --max-connections N refuse connections beyond N (default 4096, 0: none)\n"
             "      --frame-timeout S   close a peer whose frame stays incomplete S seconds\n"
             "                          (default 30)\n"
+            "      --lane-threads N    at most N threads acting as guests' uid:gid\n"
+            "                          (default 64)\n"
             "      --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n");
 }
@@ -163,6 +168,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         .threads = ncpu > 1 ? (unsigned long)ncpu / 2 : 1,
         .max_conns = 4096,
         .frame_timeout = 30,
+        .lane_threads = SETTINGS_DEFAULT_LANE_THREADS,
     };
     while ((c = getopt_long(argc, argv, "c:p:s:u:g:f:nh", long_options, NULL)) != -1) {
         switch (c) {
@@ -216,6 +222,14 @@ static void parse_options(int argc, char **argv, struct options *o)
             if (o->frame_timeout == 0) {
                 bad_usage("--frame-timeout: at least 1 second is needed");
             }
+            break;
+        case OPT_LANE_THREADS:
+            o->lane_threads =
+                parse_number("--lane-threads", optarg, SETTINGS_MAX_LANE_THREADS);
+            if (o->lane_threads == 0) {
+                bad_usage("--lane-threads: at least 1 is needed");
+            }
+            o->lane_threads_given = true;
             break;
         case OPT_TAKEOVER:
             o->takeover_fd = (long)parse_number("--takeover", optarg, INT_MAX);
@@ -380,6 +394,9 @@ static void apply_daemon_settings(const struct settings *set)
         log_set_level(set->log_level);
     }
     workers_set_frame_timeout(set->frame_timeout_s);
+    if (!daemon_state.opt->lane_threads_given) {
+        lanes_set_max_threads(set->lane_threads);
+    }
 }
 
 static void reload(void)
@@ -500,7 +517,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
     daemon_state.ev_stopped = event_new(daemon_state.base, -1, 0, on_stopped, NULL);
     daemon_state.ev_grace = evtimer_new(daemon_state.base, on_grace_expired, NULL);
 
-    lanes_init(LANE_THREADS_MAX, LANE_IDLE_S, ev_respawn);
+    lanes_init(set->lane_threads, LANE_IDLE_S, ev_respawn);
     wopt = (struct worker_options){
         .threads = inherited_fd >= 0 ? 1 : (unsigned)o->threads,
         .frame_timeout_s = set->frame_timeout_s,
@@ -566,6 +583,7 @@ static struct settings *settings_from_options(const struct options *o)
 
     set->max_conns = (unsigned int)o->max_conns;
     set->frame_timeout_s = (unsigned int)o->frame_timeout;
+    set->lane_threads = (unsigned int)o->lane_threads;
     set->log_level = o->log_level;
     if (o->socket != NULL) {
         struct export_settings *e = g_new0(struct export_settings, 1);
@@ -606,6 +624,9 @@ int main(int argc, char **argv)
         }
         if (o.log_level_given) {
             set->log_level = o.log_level;
+        }
+        if (o.lane_threads_given) {
+            set->lane_threads = (unsigned int)o.lane_threads;
         }
         log_set_level(set->log_level);
     } else {

@@ -29,6 +29,7 @@ struct settings *settings_new(void)
 
     set->max_conns = SETTINGS_DEFAULT_MAX_CONNS;
     set->frame_timeout_s = SETTINGS_DEFAULT_FRAME_TIMEOUT;
+    set->lane_threads = SETTINGS_DEFAULT_LANE_THREADS;
     set->log_level = LOG_LEVEL_INFO;
     set->exports = g_ptr_array_new_with_free_func(export_settings_free);
     return set;
@@ -131,9 +132,28 @@ static bool check_keys(GKeyFile *kf, const char *group, const char *const *known
     return true;
 }
 
+static bool load_lane_threads(GKeyFile *kf, struct settings *set, GError **error)
+{
+    g_autofree char *text = get_string(kf, "daemon", "lane-threads", false, NULL);
+    unsigned long v;
+
+    if (text == NULL) {
+        return true;
+    }
+    if (!parse_ulong(text, SETTINGS_MAX_LANE_THREADS, &v) || v == 0) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[daemon] lane-threads: '%s' is not a number from 1 to %u", text,
+                    SETTINGS_MAX_LANE_THREADS);
+        return false;
+    }
+    set->lane_threads = (unsigned int)v;
+    return true;
+}
+
 static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
 {
-    static const char *const known[] = {"max-connections", "frame-timeout", "log-level", NULL};
+    static const char *const known[] = {"max-connections", "frame-timeout", "log-level",
+                                        "lane-threads", NULL};
     g_autofree char *max = NULL, *timeout = NULL, *level = NULL;
     unsigned long v;
 
@@ -163,6 +183,9 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
             return false;
         }
         set->frame_timeout_s = (unsigned int)v;
+    }
+    if (!load_lane_threads(kf, set, error)) {
+        return false;
     }
     if (level != NULL && log_parse_level(level, &set->log_level) < 0) {
         g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,

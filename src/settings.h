@@ -6,6 +6,7 @@
  *   max-connections = 4096
  *   frame-timeout = 30
  *   log-level = info
+ *   lane-threads = 64
  *
  *   [export share]
  *   path = /srv/share
@@ -38,11 +39,14 @@ struct settings {
     unsigned int max_conns; /* 0: no limit */
     unsigned int frame_timeout_s;
     enum log_level log_level;
+    unsigned int lane_threads; /* cap on all credential lane threads */
     GPtrArray *exports; /* struct export_settings, names unique, sockets unique */
 };
 
 #define SETTINGS_DEFAULT_MAX_CONNS 4096
 #define SETTINGS_DEFAULT_FRAME_TIMEOUT 30
+#define SETTINGS_DEFAULT_LANE_THREADS 64
+#define SETTINGS_MAX_LANE_THREADS 4096
 
 struct settings *settings_new(void);
 void settings_free(struct settings *set);
