@@ -452,9 +452,10 @@ static int conn_to_lane(struct conn *c, const struct proto_op *op, const struct 
     job->ex = c->ex;
     job->uid = uid;
     job->gid = gid;
+    job->may_block = may_block;
+    job->done = conn_job_finished;
     c->lane_busy = true;
     conn_set_state(c, CONN_IN_LANE);
-    (void)may_block;
     lanes_submit(job);
     return 0;
 }

@@ -34,7 +34,6 @@
 #include "worker.h"
 
 #define SHUTDOWN_GRACE_S 10
-#define LANE_THREADS_MAX 64
 #define LANE_IDLE_S 30
 #define LANE_STOP_S 5
 
@@ -56,6 +55,7 @@ struct options {
     long frame_timeout;
     long output_timeout;
     long io_stall_ms;
+    long lane_threads;
     long takeover_fd; /* -1, or the state left by a live upgrade */
 };
 
@@ -69,6 +69,7 @@ enum {
     OPT_FRAME_TIMEOUT,
     OPT_OUTPUT_TIMEOUT,
     OPT_IO_STALL_MS,
+    OPT_LANE_THREADS,
     OPT_VERSION,
     OPT_TAKEOVER,
 };
@@ -91,6 +92,7 @@ static const struct option long_options[] = {
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
     {"output-timeout", required_argument, NULL, OPT_OUTPUT_TIMEOUT},
     {"io-stall-ms", required_argument, NULL, OPT_IO_STALL_MS},
+    {"lane-threads", required_argument, NULL, OPT_LANE_THREADS},
     {"version", no_argument, NULL, OPT_VERSION},
     {"takeover", required_argument, NULL, OPT_TAKEOVER},
     {NULL, 0, NULL, 0},
@@ -124,7 +126,9 @@ static void usage(FILE *out)
             "                          for S seconds (default 30)\n"
             "      --io-stall-ms MS    move the other connections of an I/O thread stuck\n"
             "                          MS milliseconds in one request (default 100)\n"
-            "  With --config, these five override the file's [daemon] keys.\n"
+            "      --lane-threads N    at most N threads acting as guests' uid:gid\n"
+            "                          (default 64)\n"
+            "  With --config, these six override the file's [daemon] keys.\n"
             "      --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n");
 }
@@ -185,6 +189,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         .frame_timeout = -1,
         .output_timeout = -1,
         .io_stall_ms = -1,
+        .lane_threads = -1,
     };
     while ((c = getopt_long(argc, argv, "c:p:s:u:g:f:nh", long_options, NULL)) != -1) {
         switch (c) {
@@ -256,6 +261,13 @@ static void parse_options(int argc, char **argv, struct options *o)
                                                 SETTINGS_MAX_IO_STALL_MS);
             if (o->io_stall_ms == 0) {
                 bad_usage("--io-stall-ms: at least 1 millisecond is needed");
+            }
+            break;
+        case OPT_LANE_THREADS:
+            o->lane_threads = (long)parse_number("--lane-threads", optarg,
+                                                 SETTINGS_MAX_LANE_THREADS);
+            if (o->lane_threads == 0) {
+                bad_usage("--lane-threads: at least 1 is needed");
             }
             break;
         case OPT_TAKEOVER:
@@ -366,6 +378,9 @@ static void settings_override(struct settings *set, const struct options *o)
     if (o->io_stall_ms >= 0) {
         set->io_stall_ms = (unsigned int)o->io_stall_ms;
     }
+    if (o->lane_threads >= 0) {
+        set->lane_threads = (unsigned int)o->lane_threads;
+    }
 }
 
 /* ---- run time ------------------------------------------------------------ */
@@ -444,6 +459,7 @@ static void apply_daemon_settings(const struct settings *set)
     workers_set_frame_timeout(set->frame_timeout_s);
     workers_set_output_timeout(set->output_timeout_s);
     workers_set_io_stall_ms(set->io_stall_ms);
+    lanes_set_max_threads(set->lane_threads);
 }
 
 static void reload(void)
@@ -565,7 +581,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
     daemon_state.ev_stopped = event_new(daemon_state.base, -1, 0, on_stopped, NULL);
     daemon_state.ev_grace = evtimer_new(daemon_state.base, on_grace_expired, NULL);
 
-    lanes_init(LANE_THREADS_MAX, LANE_IDLE_S, ev_respawn);
+    lanes_init(set->lane_threads, LANE_IDLE_S, ev_respawn);
     wopt = (struct worker_options){
         .threads = inherited_fd >= 0 ? 1 : (unsigned)o->threads,
         .frame_timeout_s = set->frame_timeout_s,

@@ -31,6 +31,7 @@ struct settings *settings_new(void)
     set->frame_timeout_s = SETTINGS_DEFAULT_FRAME_TIMEOUT;
     set->output_timeout_s = SETTINGS_DEFAULT_OUTPUT_TIMEOUT;
     set->io_stall_ms = SETTINGS_DEFAULT_IO_STALL_MS;
+    set->lane_threads = SETTINGS_DEFAULT_LANE_THREADS;
     set->log_level = LOG_LEVEL_INFO;
     set->exports = g_ptr_array_new_with_free_func(export_settings_free);
     return set;
@@ -158,7 +159,7 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
     static const char *const known[] = {"max-connections", "max-connections-per-uid",
                                         "frame-timeout",   "output-timeout",
                                         "io-stall-ms",     "log-level",
-                                        NULL};
+                                        "lane-threads",    NULL};
     g_autofree char *level = NULL;
 
     if (!g_key_file_has_group(kf, "daemon")) {
@@ -174,7 +175,9 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
         !get_uint(kf, "daemon", "output-timeout", 1, SETTINGS_MAX_TIMEOUT,
                   "a number of seconds", &set->output_timeout_s, error) ||
         !get_uint(kf, "daemon", "io-stall-ms", 1, SETTINGS_MAX_IO_STALL_MS,
-                  "a number of milliseconds", &set->io_stall_ms, error)) {
+                  "a number of milliseconds", &set->io_stall_ms, error) ||
+        !get_uint(kf, "daemon", "lane-threads", 1, SETTINGS_MAX_LANE_THREADS, "a number",
+                  &set->lane_threads, error)) {
         return false;
     }
     level = get_string(kf, "daemon", "log-level", false, NULL);

@@ -7,6 +7,7 @@
  *   max-connections-per-uid = 0
  *   frame-timeout = 30
  *   output-timeout = 30
+ *   lane-threads = 64
  *   io-stall-ms = 100
  *   log-level = info
  *
@@ -46,6 +47,7 @@ struct settings {
     unsigned int output_timeout_s; /* replies queued that the peer does not read */
     unsigned int io_stall_ms;      /* an I/O thread stuck in one request this long
                                     * hands its other connections on */
+    unsigned int lane_threads;     /* all threads acting as guests' uid:gid */
     enum log_level log_level;
     GPtrArray *exports; /* struct export_settings, names unique, sockets unique */
 };
@@ -56,6 +58,8 @@ struct settings {
 #define SETTINGS_DEFAULT_IO_STALL_MS 100
 #define SETTINGS_MAX_TIMEOUT 86400
 #define SETTINGS_MAX_IO_STALL_MS 60000
+#define SETTINGS_DEFAULT_LANE_THREADS 64
+#define SETTINGS_MAX_LANE_THREADS 4096
 
 struct settings *settings_new(void);
 void settings_free(struct settings *set);

@@ -5,7 +5,8 @@
 #         (SAN_E2E=0 leaves out tests/e2e/run-e2e.sh, which boots QEMU
 #         guests and is slow under ASan);
 #   tsan  _build/tsan: -fsanitize=thread, the threading-relevant tests
-#         (integration tests, stress tests in their short form, 200 clients);
+#         (the lane scheduler stress, integration tests, stress tests in
+#         their short form, 200 clients);
 #   fuzz  _build/fuzz: clang --enable-fuzzing, each libFuzzer target for
 #         FUZZ_SECONDS (default 30) after replaying the seed corpus.
 # Every process (daemons spawned by tests included) writes its sanitizer
@@ -94,13 +95,13 @@ prepare_srcdir || { echo "cannot prepare the source tree"; exit 1; }
 if [[ $kind == asan || $kind == all ]]; then
     asan_tests=
     if [[ ${SAN_E2E:-1} == 0 ]]; then
-        asan_tests="tests/integration/test-ops tests/integration/test-conn tests/integration/test-security tests/integration/test-lifecycle tests/integration/test-diff tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape"
+        asan_tests="tests/unit/test-lanes tests/integration/test-ops tests/integration/test-conn tests/integration/test-security tests/integration/test-lifecycle tests/integration/test-diff tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape"
     fi
     run_kind asan "-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1" "$asan_tests"
 fi
 if [[ $kind == tsan || $kind == all ]]; then
     run_kind tsan "-fsanitize=thread -g -O1" \
-        "tests/integration/test-conn tests/integration/test-ops tests/integration/test-lifecycle tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape"
+        "tests/unit/test-lanes tests/integration/test-conn tests/integration/test-ops tests/integration/test-lifecycle tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape"
 fi
 
 if [[ $kind == fuzz || $kind == all ]]; then

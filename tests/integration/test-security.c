@@ -1,8 +1,9 @@
 /*
  * Security properties: confinement to the export (canaries outside it),
  * credential handling without the reference's R1/R2 bugs (PROTOCOL.md
- * §7.3), per-thread capabilities, no root supplementary groups for guest
- * ids, and the read-only mode.
+ * §7.3), per-thread credentials and capabilities of I/O and lane threads,
+ * lane threads giving way to a new identity, no root supplementary groups
+ * for guest ids, and the read-only mode.
  */
 #include <config.h>
 
@@ -376,31 +377,138 @@ static void test_guest_cannot_chown_via_create(void)
 
 /* ---- capabilities ------------------------------------------------------- */
 
-static uint64_t status_hex(const char *status, const char *key, bool *found)
-{
-    const char *p = strstr(status, key);
+/* CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, SETGID 6, SETUID 7, MKNOD 27. */
+#define CAP_BIT(n) (1ull << (n))
+#define DAEMON_CAPS (CAP_BIT(0) | CAP_BIT(1) | CAP_BIT(3) | CAP_BIT(4) | CAP_BIT(6) \
+                     | CAP_BIT(7) | CAP_BIT(27))
+/* What serving requests uses: no SETUID/SETGID. */
+#define SERVING_CAPS (DAEMON_CAPS & ~(CAP_BIT(6) | CAP_BIT(7)))
+#define LANE_NAME "vpd-lane"
 
-    *found = p != NULL;
-    if (p == NULL) {
+/* One daemon thread as /proc/PID/task/TID/status shows it. */
+typedef struct {
+    char tid[16];
+    char name[32];
+    unsigned long uid[4], gid[4]; /* real, effective, saved, filesystem */
+    uint64_t inh, prm, eff, bnd, amb, nnp;
+    int fields; /* how many of the lines above were found: 9 */
+} thread_status;
+
+static uint64_t status_hex(const char *line, const char *key, int *found)
+{
+    if (!g_str_has_prefix(line, key)) {
         return 0;
     }
-    return g_ascii_strtoull(p + strlen(key), NULL, 16);
+    (*found)++;
+    return g_ascii_strtoull(line + strlen(key), NULL, 16);
 }
 
+static bool parse_status(const char *tid, const char *text, thread_status *t)
+{
+    char **lines = g_strsplit(text, "\n", -1);
+
+    memset(t, 0, sizeof(*t));
+    g_strlcpy(t->tid, tid, sizeof(t->tid));
+    for (char **l = lines; *l != NULL; l++) {
+        if (g_str_has_prefix(*l, "Name:\t")) {
+            g_strlcpy(t->name, *l + 6, sizeof(t->name));
+            t->fields++;
+        } else if (sscanf(*l, "Uid:\t%lu\t%lu\t%lu\t%lu", &t->uid[0], &t->uid[1], &t->uid[2],
+                          &t->uid[3]) == 4) {
+            t->fields++;
+        } else if (sscanf(*l, "Gid:\t%lu\t%lu\t%lu\t%lu", &t->gid[0], &t->gid[1], &t->gid[2],
+                          &t->gid[3]) == 4) {
+            t->fields++;
+        }
+        t->inh |= status_hex(*l, "CapInh:\t", &t->fields);
+        t->prm |= status_hex(*l, "CapPrm:\t", &t->fields);
+        t->eff |= status_hex(*l, "CapEff:\t", &t->fields);
+        t->bnd |= status_hex(*l, "CapBnd:\t", &t->fields);
+        t->amb |= status_hex(*l, "CapAmb:\t", &t->fields);
+        t->nnp |= status_hex(*l, "NoNewPrivs:\t", &t->fields);
+    }
+    g_strfreev(lines);
+    return t->fields == 9;
+}
+
+/* The threads of process pid now (thread_status each). */
+static GArray *process_threads(pid_t pid)
+{
+    GArray *all = g_array_new(FALSE, TRUE, sizeof(thread_status));
+    char *dir = g_strdup_printf("/proc/%d/task", (int)pid);
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *tid;
+
+    g_assert_nonnull(d);
+    while (d != NULL && (tid = g_dir_read_name(d)) != NULL) {
+        char *path = g_strdup_printf("%s/%s/status", dir, tid);
+        char *text = NULL;
+        thread_status t;
+
+        /* A thread may exit meanwhile. */
+        if (g_file_get_contents(path, &text, NULL, NULL)) {
+            g_assert_true(parse_status(tid, text, &t));
+            g_array_append_val(all, t);
+        }
+        g_free(text);
+        g_free(path);
+    }
+    if (d != NULL) {
+        g_dir_close(d);
+    }
+    g_free(dir);
+    return all;
+}
+
+static unsigned int count_lane_threads(pid_t pid)
+{
+    GArray *all = process_threads(pid);
+    unsigned int n = 0;
+
+    for (guint i = 0; i < all->len; i++) {
+        n += strcmp(g_array_index(all, thread_status, i).name, LANE_NAME) == 0;
+    }
+    g_array_free(all, TRUE);
+    return n;
+}
+
+/* The thread acting as uid:gid (effective ids), or NULL. */
+static const thread_status *find_identity(GArray *all, unsigned long uid, unsigned long gid)
+{
+    for (guint i = 0; i < all->len; i++) {
+        const thread_status *t = &g_array_index(all, thread_status, i);
+
+        if (t->uid[1] == uid && t->gid[1] == gid) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static void report_thread(const thread_status *t, const char *why)
+{
+    g_test_message("thread %s (%s): %s: Uid %lu %lu %lu %lu Gid %lu %lu %lu %lu CapEff %016"
+                   PRIx64 " CapPrm %016" PRIx64 " CapInh %016" PRIx64 " CapBnd %016" PRIx64
+                   " CapAmb %016" PRIx64 " NoNewPrivs %" PRIu64, t->tid, t->name, why,
+                   t->uid[0], t->uid[1], t->uid[2], t->uid[3], t->gid[0], t->gid[1],
+                   t->gid[2], t->gid[3], t->eff, t->prm, t->inh, t->bnd, t->amb, t->nnp);
+    g_test_fail();
+}
+
+/*
+ * Every thread: nothing beyond the daemon's capabilities, empty bounding
+ * and ambient sets, no_new_privs.  The threads that serve requests as the
+ * daemon itself (main, I/O, and any 0:0 lane) have only what requests use
+ * effective: CAP_SETUID/CAP_SETGID, kept permitted for starting lanes, are
+ * never effective there, so a bug in a request handler cannot use them.
+ */
 static void test_thread_capabilities(void)
 {
-    /* CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, SETGID 6, SETUID 7,
-     * MKNOD 27. */
-    const uint64_t allowed = (1ull << 0) | (1ull << 1) | (1ull << 3)
-                             | (1ull << 4) | (1ull << 6) | (1ull << 7)
-                             | (1ull << 27);
     pc_conn *c;
-    char dir[64];
-    GDir *d;
-    const char *tid;
-    int threads = 0;
+    GArray *all;
 
-    g_assert_cmphex(allowed, ==, 0x80000db);
+    g_assert_cmphex(DAEMON_CAPS, ==, 0x80000db);
+    g_assert_cmphex(SERVING_CAPS, ==, 0x800001b);
     if (!vt_require_daemon()) {
         return;
     }
@@ -418,46 +526,154 @@ static void test_thread_capabilities(void)
         snprintf(p, sizeof(p), "//capdir%d", i);
         pc_mkdir(c, 0, 1000 + i, p, 0755);
     }
-    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)srv->pid);
-    d = g_dir_open(dir, 0, NULL);
-    g_assert_nonnull(d);
-    while (d != NULL && (tid = g_dir_read_name(d)) != NULL) {
-        char *path = g_strdup_printf("%s/%s/status", dir, tid);
-        char *status = vt_read_file(path);
-        bool f1, f2, f3, f4, f5, f6;
-        uint64_t eff, prm, inh, bnd, amb, nnp;
+    all = process_threads(srv->pid);
+    for (guint i = 0; i < all->len; i++) {
+        const thread_status *t = &g_array_index(all, thread_status, i);
+        bool lane = strcmp(t->name, LANE_NAME) == 0;
 
-        if (status == NULL) {
-            g_free(path);
-            continue;
-        }
-        threads++;
-        eff = status_hex(status, "CapEff:\t", &f1);
-        prm = status_hex(status, "CapPrm:\t", &f2);
-        bnd = status_hex(status, "CapBnd:\t", &f3);
-        inh = status_hex(status, "CapInh:\t", &f6);
-        amb = status_hex(status, "CapAmb:\t", &f4);
-        nnp = status_hex(status, "NoNewPrivs:\t", &f5);
-        g_assert_true(f1 && f2 && f3 && f4 && f5 && f6);
         /* Inheritable may hold the daemon's set: a live upgrade passes it
          * on (as ambient, only in the child it starts). */
-        if ((eff & ~allowed) || (prm & ~allowed) || (inh & ~allowed) || bnd != 0 || amb != 0
-            || nnp != 1) {
-            g_test_message("thread %s: CapEff %016" PRIx64 " CapPrm %016"
-                           PRIx64 " CapBnd %016" PRIx64 " CapAmb %016" PRIx64
-                           " NoNewPrivs %" PRIu64, tid, eff, prm, bnd, amb,
-                           nnp);
-            g_test_fail();
+        if ((t->eff & ~DAEMON_CAPS) || (t->prm & ~DAEMON_CAPS) || (t->inh & ~DAEMON_CAPS) ||
+            t->bnd != 0 || t->amb != 0 || t->nnp != 1) {
+            report_thread(t, "more than the daemon's capabilities");
         }
-        g_free(status);
-        g_free(path);
+        if (t->uid[1] == 0 && t->gid[1] == 0 && t->eff != SERVING_CAPS) {
+            report_thread(t, "effective set is not exactly what requests use");
+        }
+        if (!lane && t->prm != DAEMON_CAPS) {
+            report_thread(t, "cannot start lane threads");
+        }
     }
-    if (d != NULL) {
-        g_dir_close(d);
-    }
-    g_test_message("%d daemon threads checked", threads);
-    g_assert_cmpint(threads, >=, 1);
+    g_test_message("%u daemon threads checked", all->len);
+    g_assert_cmpuint(all->len, >=, 1);
+    g_array_free(all, TRUE);
     vt_disconnect(srv, c);
+}
+
+/*
+ * A lane thread is its guest's uid:gid in every field (real, effective,
+ * saved, filesystem), with only CAP_DAC_OVERRIDE effective and permitted:
+ * it cannot switch back.  The same for uid 0 with a non-zero gid, and for a
+ * non-zero uid with gid 0 (reference semantics: only a 0:0 creation keeps
+ * more than DAC_OVERRIDE).
+ */
+static void test_lane_credentials(void)
+{
+    static const struct {
+        unsigned long uid, gid;
+    } ids[] = { { 1100, 1101 }, { 0, 1102 }, { 1103, 0 } };
+    pc_conn *c;
+    GArray *all;
+
+    if (!vt_require_daemon() || (c = vt_connect(srv)) == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+        char p[64];
+
+        snprintf(p, sizeof(p), "//credlane%zu", i);
+        vt_assert_rc(pc_mkdir(c, (int32_t)ids[i].uid, (int32_t)ids[i].gid, p, 0755), 0);
+    }
+    all = process_threads(srv->pid);
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+        const thread_status *t = find_identity(all, ids[i].uid, ids[i].gid);
+
+        if (t == NULL) {
+            g_test_message("no thread acts as %lu:%lu", ids[i].uid, ids[i].gid);
+            g_test_fail();
+            continue;
+        }
+        for (int f = 0; f < 4; f++) {
+            if (t->uid[f] != ids[i].uid || t->gid[f] != ids[i].gid) {
+                report_thread(t, "real, effective, saved and fs ids are not all the guest's");
+                break;
+            }
+        }
+        if (t->eff != CAP_BIT(1) || t->prm != CAP_BIT(1) || t->inh != 0 || t->amb != 0 ||
+            t->bnd != 0) {
+            report_thread(t, "capabilities are not exactly DAC_OVERRIDE");
+        }
+        g_assert_cmpstr(t->name, ==, LANE_NAME);
+    }
+    g_array_free(all, TRUE);
+    vt_disconnect(srv, c);
+}
+
+/* ---- lane threads give way to a new identity ----------------------------- */
+
+/* mkdir as n distinct identities from base on c; returns the slowest, in µs. */
+static gint64 mkdir_identities(pc_conn *c, const char *prefix, unsigned int base, unsigned int n)
+{
+    gint64 slowest = 0;
+
+    for (unsigned int i = 0; i < n; i++) {
+        char p[64];
+        gint64 t0 = g_get_monotonic_time();
+
+        snprintf(p, sizeof(p), "//%s%u", prefix, base + i);
+        vt_assert_rc(pc_mkdir(c, (int32_t)(base + i), (int32_t)(base + 100000 + i), p, 0755), 0);
+        slowest = MAX(slowest, g_get_monotonic_time() - t0);
+    }
+    return slowest;
+}
+
+/*
+ * Adversary: one guest's mkdirs as 64 distinct uid:gid pairs leave the
+ * default 64 lane threads idle.  Victim: another guest's mkdir as a 65th
+ * identity is served within milliseconds (an idle thread gives way), not
+ * after the 30 s idle time; the cap holds throughout.
+ */
+static void test_lane_reclaim(void)
+{
+    vt_server *s;
+    pc_conn *adversary, *victim;
+    gint64 slowest;
+
+    if (!vt_require_daemon()) {
+        return;
+    }
+    s = vt_server_new("lane-reclaim");
+    vt_assert_rc(vt_server_start(s, NULL), 0);
+    adversary = vt_connect(s);
+    victim = vt_connect(s);
+    if (adversary != NULL && victim != NULL) {
+        mkdir_identities(adversary, "adv", 20000, 64);
+        g_assert_cmpuint(count_lane_threads(s->pid), ==, 64);
+        slowest = mkdir_identities(victim, "victim", 30000, 1);
+        g_test_message("65th identity: mkdir answered after %.3f ms", slowest / 1000.0);
+        g_assert_cmpint(slowest, <, G_USEC_PER_SEC);
+        /* And again, several new identities in a row. */
+        slowest = mkdir_identities(victim, "victim", 30001, 16);
+        g_test_message("16 more new identities: slowest mkdir %.3f ms", slowest / 1000.0);
+        g_assert_cmpint(slowest, <, G_USEC_PER_SEC);
+        g_assert_cmpuint(count_lane_threads(s->pid), <=, 64);
+    }
+    g_assert_true(vt_server_alive(s));
+    g_assert_cmpint(vt_server_stop(s), ==, 0);
+    vt_server_free(s);
+}
+
+/* --lane-threads bounds the lane threads; new identities still get one. */
+static void test_lane_threads_option(void)
+{
+    static const char *const extra[] = { "--lane-threads", "2", NULL };
+    vt_server *s;
+    pc_conn *c;
+
+    if (!vt_require_daemon()) {
+        return;
+    }
+    s = vt_server_new("lane-threads");
+    vt_assert_rc(vt_server_start(s, extra), 0);
+    c = vt_connect(s);
+    if (c != NULL) {
+        gint64 slowest = mkdir_identities(c, "lt", 40000, 6);
+
+        g_assert_cmpint(slowest, <, G_USEC_PER_SEC);
+        g_assert_cmpuint(count_lane_threads(s->pid), <=, 2);
+    }
+    g_assert_cmpint(vt_server_stop(s), ==, 0);
+    vt_server_free(s);
 }
 
 /* ---- read-only export --------------------------------------------------- */
@@ -550,6 +766,11 @@ int main(int argc, char **argv)
                     test_guest_cannot_chown_via_create);
     g_test_add_func("/security/thread-capabilities",
                     test_thread_capabilities);
+    g_test_add_func("/security/lane-credentials", test_lane_credentials);
+    g_test_add_func("/security/lane-reclaim-for-new-identity",
+                    test_lane_reclaim);
+    g_test_add_func("/security/lane-threads-option",
+                    test_lane_threads_option);
     g_test_add_func("/security/readonly", test_readonly);
     g_test_add_func("/zz/daemon-still-alive", test_daemon_alive);
 

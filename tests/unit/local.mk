@@ -36,3 +36,10 @@ TESTS += tests/unit/test-listener
 tests_unit_test_listener_SOURCES = tests/unit/test-listener.c
 tests_unit_test_listener_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GLIB_CFLAGS)
 tests_unit_test_listener_LDADD = src/libvirtfsproxyd.a $(LIBEVENT_LIBS) $(GLIB_LIBS) -lpthread
+
+# The lane scheduler linked with stubs for caps_enter_lane and ops_execute.
+check_PROGRAMS += tests/unit/test-lanes
+TESTS += tests/unit/test-lanes
+tests_unit_test_lanes_SOURCES = tests/unit/test-lanes.c src/lanes.c src/proto.c src/log.c
+tests_unit_test_lanes_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_lanes_LDADD = $(LIBEVENT_LIBS) $(GLIB_LIBS) -lpthread

@@ -154,6 +154,33 @@ static void test_refused(void)
     }
 }
 
+/* [daemon] lane-threads: the cap on lane threads, 64 unless set, 1..4096. */
+static void test_lane_threads(void)
+{
+    static const char *const refused[] = {"0", "4097", "-1", "many"};
+    const char *exp = "[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n";
+    g_autofree char *text = g_strdup_printf("[daemon]\nlane-threads = 8\n%s", exp);
+    char *msg = NULL;
+    struct settings *set = load(text, &msg);
+
+    g_assert_nonnull(set);
+    g_assert_cmpuint(set->lane_threads, ==, 8);
+    settings_free(set);
+    set = load(exp, &msg);
+    g_assert_nonnull(set);
+    g_assert_cmpuint(set->lane_threads, ==, SETTINGS_DEFAULT_LANE_THREADS);
+    g_assert_cmpuint(SETTINGS_DEFAULT_LANE_THREADS, ==, 64);
+    settings_free(set);
+    for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+        g_autofree char *bad = g_strdup_printf("[daemon]\nlane-threads=%s\n%s", refused[i], exp);
+
+        msg = NULL;
+        g_assert_null(load(bad, &msg));
+        g_assert_nonnull(strstr(msg, "lane-threads"));
+        g_free(msg);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -163,6 +190,7 @@ int main(int argc, char **argv)
     g_test_add_func("/settings/valid", test_valid);
     g_test_add_func("/settings/defaults", test_defaults);
     g_test_add_func("/settings/refused", test_refused);
+    g_test_add_func("/settings/lane-threads", test_lane_threads);
     ret = g_test_run();
     g_autofree char *file = g_build_filename(tmpdir, "test.conf", NULL);
     g_unlink(file);
