@@ -287,8 +287,11 @@ static void lane_schedule_locked(struct lane *lane)
         g_queue_push_tail(&lanes.waiting, lane);
         fill_locked();
         if (lane->waiting && overdrawn_locked() > 0) {
-            log_info("lane %u:%u waits: all %u lane threads are busy", (unsigned)lane->key.uid,
-                     (unsigned)lane->key.gid, lanes.max_threads);
+            /* Guests choose identities: one limiter for all such lines. */
+            static struct log_limit busy_log;
+
+            log_guest(&busy_log, LOG_LEVEL_INFO, "lane %u:%u waits: all %u lane threads are busy",
+                      (unsigned)lane->key.uid, (unsigned)lane->key.gid, lanes.max_threads);
         }
     } else if (lane->threads > 0 && lane->threads < lane_max_threads(lane) &&
                lanes.threads < lanes.max_threads && g_queue_is_empty(&lanes.waiting)) {

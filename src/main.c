@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "conn.h"
 #include "lanes.h"
 #include "service.h"
 #include "settings.h"
@@ -315,23 +316,15 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->path = g_canonicalize_filename(o->path, NULL);
 }
 
-/* Each connection holds a descriptor, and a request briefly a few more:
- * raise the soft limit as far as the hard one allows, and say so when the
- * connection limit cannot be reached. */
-static void raise_fd_limit(unsigned long max_conns)
+/* Connections hold descriptors (fd_limit_conns): raise the soft limit as far
+ * as the hard one allows. */
+static void raise_fd_limit(void)
 {
     struct rlimit rl;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        return;
-    }
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-    if (max_conns == 0 || rl.rlim_cur < max_conns + 64) {
-        log_warn("the descriptor limit (%llu) may be reached before the connection limit; "
-                 "raise it (ulimit -n, LimitNOFILE=) or lower --max-connections",
-                 (unsigned long long)rl.rlim_cur);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
 }
 
@@ -360,9 +353,32 @@ static int check_inherited_socket(int fd)
     return 0;
 }
 
-/* The daemon settings given on the command line win over the file's. */
+/* How many connections the descriptor limit carries.  Each holds its
+ * socket and up to CONN_MAX_FDS descriptors on their way to the peer: queued
+ * here, or sent and not yet received, which the kernel counts against the
+ * sender's RLIMIT_NOFILE too (SCM_RIGHTS "in flight").  With the daemon-wide
+ * limit no higher than this, no guest can make another's open fail EMFILE
+ * or its sendmsg fail ETOOMANYREFS. */
+static unsigned int fd_limit_conns(void)
+{
+    const rlim_t reserve = 256; /* listeners, lanes' and threads' own, logs */
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return UINT_MAX;
+    }
+    if (rl.rlim_cur <= reserve + 1 + CONN_MAX_FDS) {
+        return 1;
+    }
+    return (unsigned int)MIN((rl.rlim_cur - reserve) / (1 + CONN_MAX_FDS), (rlim_t)UINT_MAX);
+}
+
+/* The daemon settings given on the command line win over the file's; the
+ * descriptor limit wins over both. */
 static void settings_override(struct settings *set, const struct options *o)
 {
+    unsigned int fit;
+
     if (o->max_conns >= 0) {
         set->max_conns = (unsigned int)o->max_conns;
     }
@@ -380,6 +396,14 @@ static void settings_override(struct settings *set, const struct options *o)
     }
     if (o->lane_threads >= 0) {
         set->lane_threads = (unsigned int)o->lane_threads;
+    }
+    fit = fd_limit_conns();
+    if (set->max_conns == 0 || set->max_conns > fit) {
+        log_warn("the descriptor limit carries %u connections (each may hold %u descriptors "
+                 "besides its socket): serving at most %u; raise LimitNOFILE= (ulimit -n) "
+                 "for more",
+                 fit, CONN_MAX_FDS, fit);
+        set->max_conns = fit;
     }
 }
 
@@ -678,6 +702,7 @@ int main(int argc, char **argv)
     parse_options(argc, argv, &o);
     daemon_state.opt = &o;
     log_setup(false, o.log_level);
+    raise_fd_limit();
     if (o.config != NULL) {
         GError *error = NULL;
 
@@ -712,7 +737,6 @@ int main(int argc, char **argv)
         atomic_store(&ex->allow_devices, o.allow_devices);
         atomic_store(&ex->readonly, o.readonly);
     } else {
-        raise_fd_limit(set->max_conns);
         if (service_prepare(set) < 0) {
             goto out;
         }
