@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <glib.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -438,6 +439,15 @@ static void conn_watch_input(struct conn *c, bool on)
     }
 }
 
+/* Live upgrade: a connection can change hands whenever no request of it
+ * is running.  Queued output does not hold it back (it is handed over),
+ * nor does a peer that closed its side (the new process sees the EOF). */
+static bool conn_parkable(const struct conn *c)
+{
+    return !c->lane_busy && (c->state == CONN_READING || c->state == CONN_BACKLOG ||
+                             (c->state == CONN_DRAINING && !c->stop));
+}
+
 /* After every event: end the connection, or set its read interest and
  * frame timer to match its state. */
 static void conn_settle(struct conn *c)
@@ -450,12 +460,14 @@ static void conn_settle(struct conn *c)
         conn_free(c);
         return;
     }
-    if (c->park_wanted && c->state == CONN_READING && !c->lane_busy && c->out_head == NULL) {
+    if (c->park_wanted && conn_parkable(c)) {
         /* Between two requests: whatever input is buffered, whole frames
-         * included, travels with the connection and is answered there. */
+         * included, and whatever output is queued travel with the
+         * connection and are answered and written there. */
         conn_set_state(c, CONN_PARKED);
         c->park_wanted = false;
         conn_watch_input(c, false);
+        event_del(c->ev_write);
         conn_stop_timer(c);
         worker_conn_parked(c->w);
         return;
@@ -609,6 +621,9 @@ void conn_unpark(struct conn *c)
     c->park_wanted = false;
     if (c->state == CONN_PARKED) {
         conn_set_state(c, CONN_READING);
+        if (c->out_head != NULL) {
+            event_add(c->ev_write, NULL); /* removed while parked */
+        }
         conn_resume(c);
         conn_settle(c);
     }
@@ -616,12 +631,43 @@ void conn_unpark(struct conn *c)
 
 void conn_describe(const struct conn *c, struct conn_handover *h)
 {
-    h->fd = c->fd;
-    h->ex = c->ex;
-    h->peer_pid = c->peer_pid;
-    h->peer_uid = c->peer_uid;
-    h->pending = c->pending;
-    h->pending_len = c->pending_len;
+    size_t n_fds = 0, len = 0;
+
+    *h = (struct conn_handover){
+        .fd = c->fd,
+        .ex = c->ex,
+        .peer_pid = c->peer_pid,
+        .peer_uid = c->peer_uid,
+        .pending = c->pending,
+        .pending_len = c->pending_len,
+    };
+    for (const struct outmsg *m = c->out_head; m != NULL; m = m->next) {
+        n_fds += m->fd >= 0;
+    }
+    if (c->out_bytes > 0) {
+        h->out = g_malloc(c->out_bytes);
+        h->out_fds = g_new(struct conn_outfd, n_fds > 0 ? n_fds : 1);
+    }
+    /* Only the unwritten part of each entry; an entry partly written has
+     * already passed (and closed) its fd. */
+    for (const struct outmsg *m = c->out_head; m != NULL; m = m->next) {
+        if (m->fd >= 0) {
+            h->out_fds[h->n_out_fds++] = (struct conn_outfd){.off = len, .fd = m->fd};
+        }
+        memcpy(h->out + len, m->data + m->off, m->len - m->off);
+        len += m->len - m->off;
+    }
+    h->out_len = len;
+}
+
+void conn_handover_clear(struct conn_handover *h)
+{
+    g_free(h->out);
+    g_free(h->out_fds);
+    h->out = NULL;
+    h->out_fds = NULL;
+    h->out_len = 0;
+    h->n_out_fds = 0;
 }
 
 void conn_set_pending(struct conn *c, const uint8_t *data, size_t len)
@@ -638,4 +684,61 @@ void conn_set_pending(struct conn *c, const uint8_t *data, size_t len)
     memcpy(c->pending, data, len);
     c->pending_len = len;
     event_active(c->ev_read, EV_READ, 0);
+}
+
+/* One queue entry per handed-over fd (it must leave with the entry's first
+ * byte), and one for any bytes before the first fd; the entries go before
+ * anything already queued. */
+void conn_adopt_output(struct conn *c, const uint8_t *out, size_t len,
+                       const struct conn_outfd *fds, size_t n_fds)
+{
+    struct outmsg *head = NULL, **tail = &head, *last = NULL;
+    size_t start = 0, i = 0;
+
+    for (size_t k = 0; k < n_fds; k++) {
+        if (fds[k].off >= len || (k > 0 && fds[k].off <= fds[k - 1].off)) {
+            conn_fail(c, "handed-over output is inconsistent");
+            len = 0; /* close every fd below */
+            break;
+        }
+    }
+    while (start < len) {
+        int fd = i < n_fds && fds[i].off == start ? fds[i++].fd : -1;
+        size_t end = i < n_fds ? fds[i].off : len;
+        struct outmsg *m = malloc(sizeof(*m) + (end - start));
+
+        if (m == NULL) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            conn_fail(c, "out of memory adopting queued output");
+            break;
+        }
+        m->next = NULL;
+        m->fd = fd;
+        m->len = end - start;
+        m->off = 0;
+        memcpy(m->data, out + start, m->len);
+        *tail = last = m;
+        tail = &m->next;
+        c->out_bytes += m->len;
+        start = end;
+    }
+    for (; i < n_fds; i++) {
+        close(fds[i].fd); /* only after a failure above */
+    }
+    if (head != NULL) {
+        last->next = c->out_head;
+        if (c->out_head == NULL) {
+            c->out_tail = last;
+        }
+        c->out_head = head;
+        event_add(c->ev_write, NULL);
+        if (c->out_bytes > CONN_OUT_HIGH && c->state == CONN_READING) {
+            conn_set_state(c, CONN_BACKLOG);
+        }
+    }
+    if (c->failed) {
+        event_active(c->ev_read, EV_READ, 0); /* conn_settle ends it there */
+    }
 }

@@ -26,7 +26,14 @@ void conn_park(struct conn *c);
 bool conn_parked(const struct conn *c);
 void conn_unpark(struct conn *c);
 
-/* What the new process needs to carry a parked connection on. */
+/* What the new process needs to carry a parked connection on.  A parked
+ * connection may have replies queued that its peer has not read yet: they
+ * travel too (bytes, and each fd on the byte it rides on), so a peer that
+ * never reads cannot hold an upgrade back. */
+struct conn_outfd {
+    size_t off; /* the fd rides on byte out[off] */
+    int fd;
+};
 struct conn_handover {
     int fd;
     struct export *ex;
@@ -34,9 +41,20 @@ struct conn_handover {
     uid_t peer_uid;
     const uint8_t *pending; /* received, not yet answered */
     size_t pending_len;
+    uint8_t *out; /* replies queued, not yet written */
+    size_t out_len;
+    struct conn_outfd *out_fds; /* ascending off, each < out_len */
+    size_t n_out_fds;
 };
+/* Allocates h->out and h->out_fds; the descriptors stay the connection's. */
 void conn_describe(const struct conn *c, struct conn_handover *h);
+/* Frees what conn_describe allocated; closes no descriptor. */
+void conn_handover_clear(struct conn_handover *h);
 /* The new process: input the old one had received, to be answered first. */
 void conn_set_pending(struct conn *c, const uint8_t *data, size_t len);
+/* The new process: output the old one had queued, written before any reply
+ * of this process.  Takes every fd in fds. */
+void conn_adopt_output(struct conn *c, const uint8_t *out, size_t len,
+                       const struct conn_outfd *fds, size_t n_fds);
 
 #endif

@@ -22,6 +22,10 @@ struct handoff {
     int fd;
     struct export *ex; /* a reference, passed on to the connection */
     struct ucred peer;
+    uint8_t *out; /* output queued by a previous process (malloc) */
+    size_t out_len;
+    struct conn_outfd *out_fds; /* fds riding on it, owned (malloc) */
+    size_t n_out_fds;
     size_t pending_len; /* input received by a previous process */
     uint8_t pending[];
 };
@@ -86,6 +90,13 @@ static void worker_apply_parking(struct worker *w, bool parking)
     g_list_free(all);
 }
 
+static void handoff_free(struct handoff *h)
+{
+    free(h->out);
+    free(h->out_fds);
+    free(h);
+}
+
 static void worker_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -101,16 +112,22 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     parking = w->park_request;
     pthread_mutex_unlock(&w->lock);
 
-    for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; free(h)) {
+    for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; handoff_free(h)) {
         struct conn *c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer);
 
         if (c == NULL) {
             close(h->fd);
+            for (size_t i = 0; i < h->n_out_fds; i++) {
+                close(h->out_fds[i].fd);
+            }
             ops_export_unref(h->ex);
             atomic_fetch_sub(&w->load, 1);
             atomic_fetch_sub(&total_conns, 1);
             event_active(conn_closed_event, 0, 0);
             continue;
+        }
+        if (h->out_len > 0) {
+            conn_adopt_output(c, h->out, h->out_len, h->out_fds, h->n_out_fds);
         }
         conn_set_pending(c, h->pending, h->pending_len);
         if (w->parking) {
@@ -180,30 +197,35 @@ int workers_start(const struct worker_options *opt)
     return 0;
 }
 
-static void assign(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
-                   size_t pending_len)
+static struct handoff *handoff_new(int fd, struct export *ex, const struct ucred *peer,
+                                   const uint8_t *pending, size_t pending_len)
 {
-    struct worker *best = &workers[0];
-    struct handoff *h = malloc(sizeof(*h) + pending_len);
+    struct handoff *h = calloc(1, sizeof(*h) + pending_len);
 
     if (h == NULL) {
-        log_error("out of memory accepting a connection");
-        close(fd);
-        return;
-    }
-    for (unsigned int i = 1; i < nworkers; i++) {
-        if (atomic_load(&workers[i].load) < atomic_load(&best->load)) {
-            best = &workers[i];
-        }
+        return NULL;
     }
     h->fd = fd;
-    ops_export_ref(ex);
     h->ex = ex;
     h->peer = *peer;
     h->pending_len = pending_len;
     if (pending_len > 0) {
         memcpy(h->pending, pending, pending_len);
     }
+    return h;
+}
+
+/* Queues h on the least loaded worker. */
+static void assign(struct handoff *h)
+{
+    struct worker *best = &workers[0];
+
+    for (unsigned int i = 1; i < nworkers; i++) {
+        if (atomic_load(&workers[i].load) < atomic_load(&best->load)) {
+            best = &workers[i];
+        }
+    }
+    ops_export_ref(h->ex);
     atomic_fetch_add(&best->load, 1);
     atomic_fetch_add(&total_conns, 1);
     pthread_mutex_lock(&best->lock);
@@ -214,13 +236,43 @@ static void assign(int fd, struct export *ex, const struct ucred *peer, const ui
 
 void workers_assign(int fd, struct export *ex, const struct ucred *peer)
 {
-    assign(fd, ex, peer, NULL, 0);
+    struct handoff *h = handoff_new(fd, ex, peer, NULL, 0);
+
+    if (h == NULL) {
+        log_error("out of memory accepting a connection");
+        close(fd);
+        return;
+    }
+    assign(h);
 }
 
-void workers_adopt(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
-                   size_t pending_len)
+void workers_adopt(const struct conn_handover *ho)
 {
-    assign(fd, ex, peer, pending, pending_len);
+    struct ucred peer = {.pid = ho->peer_pid, .uid = ho->peer_uid};
+    struct handoff *h = handoff_new(ho->fd, ho->ex, &peer, ho->pending, ho->pending_len);
+
+    if (h != NULL && ho->out_len > 0) {
+        h->out = malloc(ho->out_len);
+        h->out_fds = malloc((ho->n_out_fds > 0 ? ho->n_out_fds : 1) * sizeof(*h->out_fds));
+        if (h->out == NULL || h->out_fds == NULL) {
+            handoff_free(h);
+            h = NULL;
+        } else {
+            memcpy(h->out, ho->out, ho->out_len);
+            h->out_len = ho->out_len;
+            memcpy(h->out_fds, ho->out_fds, ho->n_out_fds * sizeof(*h->out_fds));
+            h->n_out_fds = ho->n_out_fds;
+        }
+    }
+    if (h == NULL) {
+        log_error("out of memory adopting a connection");
+        close(ho->fd);
+        for (size_t i = 0; i < ho->n_out_fds; i++) {
+            close(ho->out_fds[i].fd);
+        }
+        return;
+    }
+    assign(h);
 }
 
 static void request_parking(bool park)

@@ -70,10 +70,12 @@ void workers_join(void);
 void workers_park(struct event *done);
 void workers_unpark(void);
 void workers_foreach_conn(void (*fn)(struct conn *c, void *arg), void *arg);
-/* The new process: carries on a connection the old one parked, starting
- * with the input it had received. */
-void workers_adopt(int fd, struct export *ex, const struct ucred *peer, const uint8_t *pending,
-                   size_t pending_len);
+/* The new process: carries on a connection the old one parked, writing
+ * first the output it had queued, then answering the input it had
+ * received.  Takes h->fd and every fd in h->out_fds; the connection takes
+ * a reference to h->ex. */
+struct conn_handover;
+void workers_adopt(const struct conn_handover *h);
 
 /* Called by a lane thread: returns a finished job to its worker. */
 void worker_complete(struct lane_job *job);
