@@ -34,6 +34,13 @@
 #include "ops.h"
 #include "worker.h"
 
+#ifdef VP_TEST_HOOKS
+/* Tests look for this word before relying on the hooks. */
+#define VP_BUILD_FEATURES " (test-hooks)"
+#else
+#define VP_BUILD_FEATURES ""
+#endif
+
 #define SHUTDOWN_GRACE_S 10
 #define LANE_IDLE_S 30
 #define LANE_STOP_S 5
@@ -275,7 +282,7 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->takeover_fd = (long)parse_number("--takeover", optarg, INT_MAX);
             break;
         case OPT_VERSION:
-            printf(PACKAGE_NAME " " PACKAGE_VERSION "\n");
+            printf(PACKAGE_NAME " " PACKAGE_VERSION VP_BUILD_FEATURES "\n");
             exit(EXIT_SUCCESS);
         default:
             fprintf(stderr, "Try '" PACKAGE_NAME " --help' for more information.\n");
@@ -316,6 +323,13 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->path = g_canonicalize_filename(o->path, NULL);
 }
 
+static gint compare_ints(gconstpointer a, gconstpointer b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return (x > y) - (x < y);
+}
+
 /* Connections hold descriptors (fd_limit_conns): raise the soft limit as far
  * as the hard one allows. */
 static void raise_fd_limit(void)
@@ -326,6 +340,59 @@ static void raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* Closes the inherited descriptors from lo to hi. */
+static void close_fds(unsigned int lo, unsigned int hi)
+{
+    if (close_range(lo, hi, 0) < 0) {
+        /* Linux before 5.9: every number up to the limit. */
+        long max = sysconf(_SC_OPEN_MAX);
+
+        for (long fd = lo; fd <= (long)hi && fd < max; fd++) {
+            close((int)fd);
+        }
+    }
+}
+
+/* At start, before anything opens a descriptor of its own: whatever this
+ * process inherited beyond what it was given to serve is none of its
+ * business, and must not pass on to the process of a live upgrade either.
+ * Kept: 0, 1 and 2, -f's socket, and what a live upgrade hands over (the
+ * state lists it).  Each kept descriptor is then close-on-exec, like every
+ * one this process opens (a live upgrade clears the flag on exactly what
+ * it hands over).  Nothing else is needed: systemd's $NOTIFY_SOCKET is a
+ * path.  Socket activation, if it is ever added, passes $LISTEN_FDS
+ * descriptors from fd 3 when $LISTEN_PID is this pid: add those to the kept
+ * set here, and unset LISTEN_PID/LISTEN_FDS so that a process started later
+ * does not take them for its own. */
+static void keep_only_own_fds(const struct options *o)
+{
+    g_autoptr(GArray) keep = g_array_new(FALSE, FALSE, sizeof(int));
+    const int *handed;
+    size_t nhanded = upgrade_takeover_fds(&handed);
+    unsigned int next = 3;
+
+    if (o->fd > 2) {
+        int fd = (int)o->fd;
+
+        g_array_append_val(keep, fd);
+    }
+    g_array_append_vals(keep, handed, (guint)nhanded);
+    g_array_sort(keep, compare_ints);
+    for (guint i = 0; i < keep->len; i++) {
+        unsigned int fd = (unsigned int)g_array_index(keep, int, i);
+
+        if (fd < next) {
+            continue; /* a duplicate */
+        }
+        if (fd > next) {
+            close_fds(next, fd - 1);
+        }
+        fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+        next = fd + 1;
+    }
+    close_fds(next, ~0U);
 }
 
 /* -f: the descriptor must be a connected Unix stream socket. */
@@ -520,7 +587,7 @@ static void reload(void)
 static void on_upgrade_settled(bool handed_over, pid_t new_pid)
 {
     if (handed_over) {
-        if (daemon_state.stop_pending != NULL) {
+        if (daemon_state.stop_pending != NULL && new_pid > 0) {
             log_info("passing the stop (%s) on to process %d", daemon_state.stop_pending,
                      (int)new_pid);
             kill(new_pid, SIGTERM);
@@ -622,6 +689,12 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
     upgrade_init(argc, argv, daemon_state.base, ex);
     daemon_state.single = inherited_fd >= 0;
     if (o->takeover_fd >= 0) {
+        /* Every step that can fail is behind: take the hand-over.  Not a
+         * byte was read or written on what was handed over until here. */
+        ret = upgrade_takeover_commit();
+        if (ret < 0) {
+            return ret;
+        }
         upgrade_takeover_adopt(ex);
     } else if (inherited_fd >= 0) {
         struct ucred peer = {0};
@@ -632,7 +705,13 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         workers_assign(inherited_fd, ex, &peer);
     }
     if (inherited_fd < 0 && service_start(daemon_state.base) < 0) {
-        return -EIO;
+        if (o->takeover_fd < 0) {
+            return -EIO;
+        }
+        /* The connections taken over are this process's alone now:
+         * ending would cost every guest its filesystem. */
+        log_error("upgrade: cannot accept on every socket (see above); serving the "
+                  "connections taken over");
     }
     notify_systemd();
     if (o->takeover_fd >= 0) {
@@ -702,6 +781,10 @@ int main(int argc, char **argv)
     parse_options(argc, argv, &o);
     daemon_state.opt = &o;
     log_setup(false, o.log_level);
+    if (o.takeover_fd >= 0 && upgrade_takeover_load((int)o.takeover_fd) < 0) {
+        goto out;
+    }
+    keep_only_own_fds(&o);
     raise_fd_limit();
     if (o.config != NULL) {
         GError *error = NULL;
@@ -725,9 +808,6 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o.takeover_fd >= 0) {
-        if (upgrade_takeover_load((int)o.takeover_fd) < 0) {
-            goto out;
-        }
         upgrade_takeover_offer_sockets();
     }
     if (o.fd >= 0) {

@@ -2,14 +2,36 @@
  *
  * The state travels in a memfd as a GKeyFile:
  *
- *   [upgrade]    ready-fd: where the new process writes "R" once serving
+ *   [upgrade]    ack-fd: the pipe the new process reports on (below)
  *   [socket N]   path, fd: a listening socket
  *   [conn N]     fd, socket (absent for -f or a removed export), export,
  *                readonly, allow-devices, peer-pid, peer-uid,
- *                pending (base64 of the input received, not yet answered)
+ *                pending (base64 of the input received, not yet answered),
+ *                out (base64 of the replies queued, not yet written),
+ *                out-fds, out-fd-offsets (each fd rides on out[offset])
  *
  * Descriptors keep their numbers: the child clears FD_CLOEXEC on exactly
  * the ones listed, and the new program finds them where the state says.
+ *
+ * Ownership changes hands exactly once, at one byte on the pipe:
+ *
+ *   old: parks every connection, writes the state, starts the new process,
+ *        and from then on reads, writes, accepts nothing on what it listed.
+ *   new: sets itself up (configuration, exports, the listening sockets it
+ *        is offered, threads) looking at the handed-over descriptors at
+ *        most (fstat, getsockopt), then writes 'A': the commit point.
+ *        Only then does it adopt connections and accept.  Once it serves
+ *        (systemd told its pid) it writes 'R'.
+ *   old: 'A' read: the descriptors are the new process's; this one never
+ *        touches them again, waits for 'R' (or the end of the new process)
+ *        only so that systemd learns the new pid first, and exits.  No 'A'
+ *        (the new process exited, or was stopped and killed at the
+ *        timeout): nothing was touched, so it resumes every connection and
+ *        socket where it parked them.
+ *
+ * If the new process dies after 'A', its connections are lost: the old one
+ * cannot know what it read or answered, and resuming could answer a request
+ * twice.  That window is the one the supervisor of issue 9 closes.
  */
 #include "config.h"
 
@@ -17,6 +39,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +59,16 @@
 #include "worker.h"
 
 #define PARK_TIMEOUT_S 5   /* for every connection to finish its request */
-#define READY_TIMEOUT_S 15 /* for the new process to come up */
+#define ACK_TIMEOUT_S 15   /* for the new process to take over */
+#define READY_TIMEOUT_S 15 /* then to report serving (for systemd) */
 
-enum phase { IDLE, PARKING, SPAWNED };
+#define MSG_ACK 'A'   /* the new process owns every listed descriptor */
+#define MSG_READY 'R' /* ... and serves, systemd told */
+
+/* PARKING: waiting for every connection to be between requests;
+ * SPAWNED: the new process runs, nothing committed: rollback possible;
+ * COMMITTED: 'A' read; nothing listed may be touched, only exiting is left. */
+enum phase { IDLE, PARKING, SPAWNED, COMMITTED };
 
 static struct {
     char *exe;      /* the program as installed now, found again at upgrade */
@@ -46,13 +76,25 @@ static struct {
     struct event_base *base;
     struct export *single_ex;
     enum phase phase;
-    struct event *ev_parked, *ev_park_timeout, *ev_ready;
+    struct event *ev_parked, *ev_park_timeout, *ev_child;
+    int child_fd; /* read end of the ack pipe */
     pid_t child;
     void (*settled)(bool handed_over, pid_t new_pid);
 } up;
 
-/* New process. */
-static GKeyFile *takeover;
+/* New process: the state, its connections, and every fd it lists. */
+struct taken_conn {
+    char *group;
+    struct conn_handover h; /* ex is looked up at adoption */
+    guchar *pending;
+};
+static struct {
+    GKeyFile *kf;
+    GPtrArray *conns; /* struct taken_conn */
+    GArray *fds;      /* sorted */
+    int ack_fd;
+    bool legacy; /* the old process knows 'R' only */
+} takeover = {.ack_fd = -1};
 
 static void on_parked(evutil_socket_t fd, short what, void *arg);
 static void on_park_timeout(evutil_socket_t fd, short what, void *arg);
@@ -118,11 +160,31 @@ void upgrade_start(void (*settled)(bool handed_over, pid_t new_pid))
 
 static void on_park_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    log_error("upgrade abandoned: a connection was not between requests within %d s (is its "
-              "peer not reading?); still serving",
+    log_error("upgrade abandoned: a connection was still in a request after %d s; still "
+              "serving",
               PARK_TIMEOUT_S);
     rollback();
 }
+
+/* ---- test hooks ------------------------------------------------------------ */
+
+#ifdef VP_TEST_HOOKS
+/* VIRTFS_PROXYD_TEST_HOOK=POINT makes the process die at POINT, as a crash
+ * would, so that tests can show what happens there. */
+static void test_hook(const char *point)
+{
+    const char *want = getenv("VIRTFS_PROXYD_TEST_HOOK");
+
+    if (want != NULL && strcmp(want, point) == 0) {
+        log_warn("test hook %s: dying now", point);
+        raise(SIGKILL);
+    }
+}
+#else
+static void test_hook(const char *point)
+{
+}
+#endif
 
 /* ---- the state ----------------------------------------------------------- */
 
@@ -130,6 +192,7 @@ struct state {
     GKeyFile *kf;
     GArray *fds; /* every descriptor the new process must inherit */
     unsigned int sockets, conns;
+    bool too_big;
 };
 
 static void add_socket(const char *socket, int fd, void *arg)
@@ -146,13 +209,20 @@ static void add_conn(struct conn *c, void *arg)
 {
     struct state *st = arg;
     g_autofree char *group = g_strdup_printf("conn %u", st->conns++);
-    g_autofree char *pending = NULL;
+    g_autofree char *pending = NULL, *out = NULL;
+    g_autofree gint *fds = NULL, *offs = NULL;
     struct conn_handover h;
     const char *socket;
 
     conn_describe(c, &h);
+    if (h.out_len > INT_MAX) {
+        st->too_big = true; /* offsets travel as integers */
+        conn_handover_clear(&h);
+        return;
+    }
     socket = service_socket_of(h.ex);
     pending = g_base64_encode(h.pending, h.pending_len);
+    out = g_base64_encode(h.out, h.out_len);
     g_key_file_set_integer(st->kf, group, "fd", h.fd);
     if (socket != NULL) {
         g_key_file_set_string(st->kf, group, "socket", socket);
@@ -163,8 +233,20 @@ static void add_conn(struct conn *c, void *arg)
     g_key_file_set_integer(st->kf, group, "peer-pid", (int)h.peer_pid);
     g_key_file_set_uint64(st->kf, group, "peer-uid", h.peer_uid);
     g_key_file_set_string(st->kf, group, "pending", pending);
+    g_key_file_set_string(st->kf, group, "out", out);
     g_array_append_val(st->fds, h.fd);
-    conn_handover_clear(&h); /* FIXME(i8-upgrade): queued output */
+    if (h.n_out_fds > 0) {
+        fds = g_new(gint, h.n_out_fds);
+        offs = g_new(gint, h.n_out_fds);
+        for (size_t i = 0; i < h.n_out_fds; i++) {
+            fds[i] = h.out_fds[i].fd;
+            offs[i] = (gint)h.out_fds[i].off;
+            g_array_append_val(st->fds, fds[i]);
+        }
+        g_key_file_set_integer_list(st->kf, group, "out-fds", fds, h.n_out_fds);
+        g_key_file_set_integer_list(st->kf, group, "out-fd-offsets", offs, h.n_out_fds);
+    }
+    conn_handover_clear(&h);
 }
 
 /* Writes the state to a memfd; returns it, or -errno. */
@@ -193,38 +275,163 @@ static int write_state(struct state *st)
 
 /* ---- old process: start the new one, wait for it ------------------------ */
 
-static void on_ready(evutil_socket_t fd, short what, void *arg)
+/* One byte from the new process: the byte, 0 at its end, or -EAGAIN. */
+static int read_message(int fd)
 {
-    char c = 0;
-    int status = 0;
-    bool ok = (what & EV_READ) && read(fd, &c, 1) == 1 && c == 'R';
+    unsigned char c;
+    ssize_t n;
 
-    event_free(up.ev_ready);
-    up.ev_ready = NULL;
-    close(fd);
-    if (ok) {
-        log_info("upgrade: process %d serves every socket and connection now; exiting",
-                 (int)up.child);
-        up.settled(true, up.child);
-        return;
+    do {
+        n = read(fd, &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return errno == EAGAIN ? -EAGAIN : 0; /* an error ends the talk like EOF */
     }
-    if (what & EV_TIMEOUT) {
-        kill(up.child, SIGKILL);
-    }
-    waitpid(up.child, &status, 0);
-    if (what & EV_TIMEOUT) {
-        log_error("upgrade failed: the new process did not come up within %d s; still "
-                  "serving",
-                  READY_TIMEOUT_S);
-    } else if (WIFEXITED(status)) {
-        log_error("upgrade failed: the new process exited with status %d (see its "
-                  "messages); still serving",
-                  WEXITSTATUS(status));
+    return n == 1 ? c : 0;
+}
+
+static void describe_status(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status)) {
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        snprintf(buf, len, "died of signal %d", WTERMSIG(status));
     } else {
-        log_error("upgrade failed: the new process died of signal %d; still serving",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        snprintf(buf, len, "ended (wait status 0x%x)", status);
+    }
+}
+
+static int reap_child(void)
+{
+    int status = 0;
+
+    while (waitpid(up.child, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+}
+
+static void wait_child_message(int timeout_s)
+{
+    struct timeval tv = {.tv_sec = timeout_s};
+
+    event_add(up.ev_child, &tv);
+}
+
+static void end_child_talk(void)
+{
+    event_free(up.ev_child);
+    up.ev_child = NULL;
+    close(up.child_fd);
+    up.child_fd = -1;
+}
+
+/* The new process acknowledged: every listed descriptor is its own. */
+static void committed(void)
+{
+    up.phase = COMMITTED;
+    log_info("upgrade: process %d has taken over every socket and connection", (int)up.child);
+    wait_child_message(READY_TIMEOUT_S);
+}
+
+/* The new process cannot acknowledge any more (it has ended and is
+ * reaped): nothing was handed over, carry on. */
+static void not_committed(bool killed_at_timeout, int status)
+{
+    char how[64];
+
+    end_child_talk();
+    describe_status(status, how, sizeof(how));
+    if (killed_at_timeout) {
+        log_error("upgrade failed: the new process did not take over within %d s (killed); "
+                  "still serving",
+                  ACK_TIMEOUT_S);
+    } else {
+        log_error("upgrade failed: the new process %s before taking over (see its messages); "
+                  "still serving",
+                  how);
     }
     rollback();
+}
+
+/* Timeout before the acknowledgement.  The new process may be writing it
+ * this very moment: stop it first, so that what the pipe holds is final. */
+static void ack_timeout(void)
+{
+    int status = 0, msg;
+    bool stopped;
+
+    kill(up.child, SIGSTOP);
+    while (waitpid(up.child, &status, WUNTRACED) < 0 && errno == EINTR) {
+    }
+    stopped = WIFSTOPPED(status);
+    msg = read_message(up.child_fd);
+    if (msg == MSG_ACK) {
+        if (stopped) {
+            kill(up.child, SIGCONT);
+            committed();
+        } else {
+            log_error("upgrade: process %d took over, then ended: the connections it took are "
+                      "lost",
+                      (int)up.child);
+            end_child_talk();
+            up.phase = IDLE;
+            up.settled(true, 0);
+        }
+        return;
+    }
+    if (stopped) {
+        kill(up.child, SIGKILL);
+        not_committed(true, reap_child());
+    } else {
+        not_committed(false, status);
+    }
+}
+
+static void on_child_message(evutil_socket_t fd, short what, void *arg)
+{
+    int msg = (what & EV_READ) ? read_message(fd) : -ETIMEDOUT;
+    pid_t child = up.child;
+
+    if (msg == -EAGAIN) {
+        wait_child_message(up.phase == SPAWNED ? ACK_TIMEOUT_S : READY_TIMEOUT_S);
+        return;
+    }
+    if (up.phase == SPAWNED) {
+        if (msg == MSG_ACK) {
+            committed();
+        } else if (msg == -ETIMEDOUT) {
+            ack_timeout();
+        } else {
+            /* Its end, or nonsense: either way it must not commit now. */
+            kill(up.child, SIGKILL);
+            not_committed(false, reap_child());
+        }
+        return;
+    }
+    /* COMMITTED: whatever comes, this process only leaves. */
+    if (msg == MSG_READY) {
+        log_info("upgrade: process %d serves every socket and connection now; exiting",
+                 (int)child);
+    } else if (msg == -ETIMEDOUT) {
+        log_warn("upgrade: process %d took over but has not reported serving within %d s; "
+                 "exiting anyway",
+                 (int)child, READY_TIMEOUT_S);
+    } else if (msg != 0) {
+        log_warn("upgrade: process %d took over and then said '%c'; exiting anyway",
+                 (int)child, g_ascii_isprint((gchar)msg) ? msg : '?');
+    } else {
+        char how[64];
+
+        describe_status(reap_child(), how, sizeof(how));
+        log_error("upgrade: process %d %s after taking over: the connections it took are "
+                  "lost (this process must not resume them: it cannot know what the other "
+                  "one read or answered); exiting",
+                  (int)child, how);
+        child = 0;
+    }
+    end_child_talk();
+    up.phase = IDLE;
+    up.settled(true, child);
 }
 
 /* Between fork() and execve(): async-signal-safe calls only. */
@@ -245,20 +452,25 @@ static void G_GNUC_NORETURN exec_child(const int *fds, size_t nfds, char **argv)
 static void on_parked(evutil_socket_t unused, short what, void *arg)
 {
     struct state st = {.kf = g_key_file_new(), .fds = g_array_new(FALSE, FALSE, sizeof(int))};
-    struct timeval tv = {.tv_sec = READY_TIMEOUT_S};
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    int ready[2] = {-1, -1}, state_fd = -1;
+    int ack[2] = {-1, -1}, state_fd = -1;
     pid_t pid;
 
     evtimer_del(up.ev_park_timeout);
-    if (pipe2(ready, O_CLOEXEC) < 0) {
+    /* Non-blocking: after stopping the child at a timeout, the pipe is
+     * read without waiting. */
+    if (pipe2(ack, O_CLOEXEC | O_NONBLOCK) < 0) {
         log_error("upgrade failed: pipe: %m; still serving");
         goto fail;
     }
-    g_key_file_set_integer(st.kf, "upgrade", "ready-fd", ready[1]);
+    g_key_file_set_integer(st.kf, "upgrade", "ack-fd", ack[1]);
     g_key_file_set_integer(st.kf, "upgrade", "old-pid", (int)getpid());
     service_foreach_socket(add_socket, &st);
     workers_foreach_conn(add_conn, &st);
+    if (st.too_big) {
+        log_error("upgrade failed: a connection has too much output queued; still serving");
+        goto fail;
+    }
     state_fd = write_state(&st);
     if (state_fd < 0) {
         log_error("upgrade failed: cannot write the state: %s; still serving",
@@ -266,7 +478,7 @@ static void on_parked(evutil_socket_t unused, short what, void *arg)
         goto fail;
     }
     g_array_append_val(st.fds, state_fd);
-    g_array_append_val(st.fds, ready[1]);
+    g_array_append_val(st.fds, ack[1]);
     for (guint i = 0; i < up.argv->len; i++) {
         g_ptr_array_add(argv, g_strdup(g_ptr_array_index(up.argv, i)));
     }
@@ -285,17 +497,18 @@ static void on_parked(evutil_socket_t unused, short what, void *arg)
     }
     up.child = pid;
     up.phase = SPAWNED;
-    close(ready[1]);
+    close(ack[1]);
     close(state_fd);
-    up.ev_ready = event_new(up.base, ready[0], EV_READ, on_ready, NULL);
-    event_add(up.ev_ready, &tv);
+    up.child_fd = ack[0];
+    up.ev_child = event_new(up.base, ack[0], EV_READ, on_child_message, NULL);
+    wait_child_message(ACK_TIMEOUT_S);
     g_key_file_free(st.kf);
     g_array_free(st.fds, TRUE);
     return;
 fail:
     for (int i = 0; i < 2; i++) {
-        if (ready[i] >= 0) {
-            close(ready[i]);
+        if (ack[i] >= 0) {
+            close(ack[i]);
         }
     }
     if (state_fd >= 0) {
@@ -308,10 +521,80 @@ fail:
 
 /* ---- new process --------------------------------------------------------- */
 
+static void keep_fd(int fd)
+{
+    g_array_append_val(takeover.fds, fd);
+}
+
+static gint compare_fds(gconstpointer a, gconstpointer b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return (x > y) - (x < y);
+}
+
+static void taken_conn_free(gpointer p)
+{
+    struct taken_conn *t = p;
+
+    g_free(t->group);
+    g_free(t->pending);
+    conn_handover_clear(&t->h);
+    g_free(t);
+}
+
+/* One [conn N] group, checked; its descriptors are kept only if it is
+ * valid (the others are closed with the rest of what was inherited). */
+static void load_conn(const char *group)
+{
+    struct taken_conn *t = g_new0(struct taken_conn, 1);
+    g_autofree char *pending64 = g_key_file_get_string(takeover.kf, group, "pending", NULL);
+    g_autofree char *out64 = g_key_file_get_string(takeover.kf, group, "out", NULL);
+    g_autofree gint *fds = NULL, *offs = NULL;
+    gsize nfds = 0, noffs = 0, out_len = 0;
+    bool ok = true;
+
+    t->group = g_strdup(group);
+    t->h.fd = g_key_file_get_integer(takeover.kf, group, "fd", NULL);
+    t->h.peer_pid = g_key_file_get_integer(takeover.kf, group, "peer-pid", NULL);
+    t->h.peer_uid = (uid_t)g_key_file_get_uint64(takeover.kf, group, "peer-uid", NULL);
+    if (pending64 != NULL && pending64[0] != '\0') {
+        t->pending = g_base64_decode(pending64, &t->h.pending_len);
+        t->h.pending = t->pending;
+    }
+    if (out64 != NULL && out64[0] != '\0') {
+        t->h.out = g_base64_decode(out64, &out_len);
+        t->h.out_len = out_len;
+    }
+    if (g_key_file_has_key(takeover.kf, group, "out-fds", NULL)) {
+        fds = g_key_file_get_integer_list(takeover.kf, group, "out-fds", &nfds, NULL);
+        offs = g_key_file_get_integer_list(takeover.kf, group, "out-fd-offsets", &noffs, NULL);
+        ok = fds != NULL && offs != NULL && nfds == noffs;
+        t->h.out_fds = g_new(struct conn_outfd, nfds > 0 ? nfds : 1);
+        for (gsize i = 0; ok && i < nfds; i++) {
+            ok = fds[i] > 2 && offs[i] >= 0 && (gsize)offs[i] < out_len &&
+                 (i == 0 || offs[i] > offs[i - 1]);
+            t->h.out_fds[i] = (struct conn_outfd){.off = (size_t)offs[i], .fd = fds[i]};
+        }
+        t->h.n_out_fds = ok ? nfds : 0;
+    }
+    if (!ok || t->h.fd <= 2) {
+        log_error("--takeover: %s is inconsistent; dropping that connection", group);
+        taken_conn_free(t);
+        return;
+    }
+    keep_fd(t->h.fd);
+    for (size_t i = 0; i < t->h.n_out_fds; i++) {
+        keep_fd(t->h.out_fds[i].fd);
+    }
+    g_ptr_array_add(takeover.conns, t);
+}
+
 int upgrade_takeover_load(int fd)
 {
     GString *text = g_string_new(NULL);
     GError *error = NULL;
+    g_auto(GStrv) groups = NULL;
     char buf[4096];
     ssize_t n;
 
@@ -320,8 +603,10 @@ int upgrade_takeover_load(int fd)
         g_string_append_len(text, buf, n);
     }
     close(fd);
-    takeover = g_key_file_new();
-    if (n < 0 || !g_key_file_load_from_data(takeover, text->str, text->len, G_KEY_FILE_NONE,
+    takeover.kf = g_key_file_new();
+    takeover.conns = g_ptr_array_new_with_free_func(taken_conn_free);
+    takeover.fds = g_array_new(FALSE, FALSE, sizeof(int));
+    if (n < 0 || !g_key_file_load_from_data(takeover.kf, text->str, text->len, G_KEY_FILE_NONE,
                                             &error)) {
         log_error("--takeover: cannot read the state of the old process%s%s",
                   error != NULL ? ": " : "", error != NULL ? error->message : "");
@@ -330,17 +615,52 @@ int upgrade_takeover_load(int fd)
         return -EINVAL;
     }
     g_string_free(text, TRUE);
+    takeover.ack_fd = g_key_file_get_integer(takeover.kf, "upgrade", "ack-fd", NULL);
+    if (takeover.ack_fd <= 0) {
+        /* An old process from before the acknowledgement waits for 'R'
+         * only, on "ready-fd", and hands no output over. */
+        takeover.ack_fd = g_key_file_get_integer(takeover.kf, "upgrade", "ready-fd", NULL);
+        takeover.legacy = true;
+    }
+    if (takeover.ack_fd <= 2) {
+        log_error("--takeover: the state names no acknowledgement pipe");
+        return -EINVAL;
+    }
+    keep_fd(takeover.ack_fd);
+    groups = g_key_file_get_groups(takeover.kf, NULL);
+    for (size_t i = 0; groups[i] != NULL; i++) {
+        if (g_str_has_prefix(groups[i], "socket ")) {
+            int sfd = g_key_file_get_integer(takeover.kf, groups[i], "fd", NULL);
+
+            if (sfd > 2) {
+                keep_fd(sfd);
+            }
+        } else if (g_str_has_prefix(groups[i], "conn ")) {
+            load_conn(groups[i]);
+        }
+    }
+    g_array_sort(takeover.fds, compare_fds);
     return 0;
+}
+
+size_t upgrade_takeover_fds(const int **fds)
+{
+    if (takeover.fds == NULL) {
+        *fds = NULL;
+        return 0;
+    }
+    *fds = (const int *)(void *)takeover.fds->data;
+    return takeover.fds->len;
 }
 
 void upgrade_takeover_offer_sockets(void)
 {
-    g_auto(GStrv) groups = g_key_file_get_groups(takeover, NULL);
+    g_auto(GStrv) groups = g_key_file_get_groups(takeover.kf, NULL);
 
     for (size_t i = 0; groups[i] != NULL; i++) {
         if (g_str_has_prefix(groups[i], "socket ")) {
-            g_autofree char *path = g_key_file_get_string(takeover, groups[i], "path", NULL);
-            int fd = g_key_file_get_integer(takeover, groups[i], "fd", NULL);
+            g_autofree char *path = g_key_file_get_string(takeover.kf, groups[i], "path", NULL);
+            int fd = g_key_file_get_integer(takeover.kf, groups[i], "fd", NULL);
 
             if (path != NULL && fd > 2) {
                 service_offer_socket(path, fd);
@@ -349,12 +669,39 @@ void upgrade_takeover_offer_sockets(void)
     }
 }
 
+int upgrade_takeover_commit(void)
+{
+    ssize_t n;
+
+    test_hook("upgrade-die-before-ack");
+    if (takeover.legacy) {
+        return 0;
+    }
+    do {
+        n = write(takeover.ack_fd, (const char[]){MSG_ACK}, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EPIPE) {
+        int err = errno;
+
+        log_error("upgrade: cannot acknowledge the hand-over: %m; leaving everything to the "
+                  "old process");
+        return -err;
+    }
+    if (n != 1) {
+        /* No reader: the old process is gone, and with it every other
+         * owner of these descriptors. */
+        log_warn("upgrade: the old process is gone; taking over anyway");
+    }
+    test_hook("upgrade-die-after-ack");
+    return 0;
+}
+
 /* The export a handed-over connection goes on with: the one now served on
  * its socket, -f's, or (its export was removed by a reload) its own again. */
 static struct export *conn_export(const char *group, struct export *single_ex, bool *orphan)
 {
-    g_autofree char *socket = g_key_file_get_string(takeover, group, "socket", NULL);
-    g_autofree char *dir = g_key_file_get_string(takeover, group, "export", NULL);
+    g_autofree char *socket = g_key_file_get_string(takeover.kf, group, "socket", NULL);
+    g_autofree char *dir = g_key_file_get_string(takeover.kf, group, "export", NULL);
     struct export *ex = socket != NULL ? service_export_by_socket(socket) : single_ex;
 
     *orphan = false;
@@ -363,72 +710,65 @@ static struct export *conn_export(const char *group, struct export *single_ex, b
     }
     ex = ops_export_new(dir);
     if (ex != NULL) {
-        atomic_store(&ex->readonly, g_key_file_get_boolean(takeover, group, "readonly", NULL));
+        atomic_store(&ex->readonly,
+                     g_key_file_get_boolean(takeover.kf, group, "readonly", NULL));
         atomic_store(&ex->allow_devices,
-                     g_key_file_get_boolean(takeover, group, "allow-devices", NULL));
+                     g_key_file_get_boolean(takeover.kf, group, "allow-devices", NULL));
         *orphan = true;
     }
     return ex;
 }
 
+static void close_taken(const struct taken_conn *t)
+{
+    close(t->h.fd);
+    for (size_t i = 0; i < t->h.n_out_fds; i++) {
+        close(t->h.out_fds[i].fd);
+    }
+}
+
 int upgrade_takeover_adopt(struct export *single_ex)
 {
-    g_auto(GStrv) groups = g_key_file_get_groups(takeover, NULL);
     unsigned int adopted = 0;
 
-    for (size_t i = 0; groups[i] != NULL; i++) {
-        g_autofree char *pending64 = NULL;
-        g_autofree guchar *pending = NULL;
-        struct ucred peer = {0};
-        gsize pending_len = 0;
-        struct export *ex;
+    for (guint i = 0; i < takeover.conns->len; i++) {
+        struct taken_conn *t = g_ptr_array_index(takeover.conns, i);
         struct stat sb;
         bool orphan;
-        int fd;
 
-        if (!g_str_has_prefix(groups[i], "conn ")) {
+        if (fstat(t->h.fd, &sb) < 0 || !S_ISSOCK(sb.st_mode)) {
+            log_error("--takeover: %s: no socket at fd %d", t->group, t->h.fd);
             continue;
         }
-        fd = g_key_file_get_integer(takeover, groups[i], "fd", NULL);
-        if (fd <= 2 || fstat(fd, &sb) < 0 || !S_ISSOCK(sb.st_mode)) {
-            log_error("--takeover: %s: no socket at fd %d", groups[i], fd);
+        t->h.ex = conn_export(t->group, single_ex, &orphan);
+        if (t->h.ex == NULL) {
+            log_error("--takeover: %s: no export to serve it; closing it", t->group);
+            close_taken(t);
             continue;
         }
-        ex = conn_export(groups[i], single_ex, &orphan);
-        if (ex == NULL) {
-            log_error("--takeover: %s: no export to serve it; closing it", groups[i]);
-            close(fd);
-            continue;
-        }
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-        peer.pid = g_key_file_get_integer(takeover, groups[i], "peer-pid", NULL);
-        peer.uid = (uid_t)g_key_file_get_uint64(takeover, groups[i], "peer-uid", NULL);
-        pending64 = g_key_file_get_string(takeover, groups[i], "pending", NULL);
-        if (pending64 != NULL && pending64[0] != '\0') {
-            pending = g_base64_decode(pending64, &pending_len);
-        }
-        workers_adopt(&(struct conn_handover){.fd = fd, .ex = ex, .peer_pid = peer.pid,
-                                              .peer_uid = peer.uid, .pending = pending,
-                                              .pending_len = pending_len});
+        /* Counted before a worker can end it, or its count would stay. */
+        service_conn_adopted(t->h.ex, t->h.peer_uid);
+        workers_adopt(&t->h);
         if (orphan) {
-            ops_export_unref(ex); /* the connection holds its own reference */
+            ops_export_unref(t->h.ex); /* the connection holds its own reference */
         }
         adopted++;
     }
+    g_ptr_array_free(takeover.conns, TRUE);
+    takeover.conns = NULL;
     log_info("upgrade: took over %u connections", adopted);
     return 0;
 }
 
 void upgrade_takeover_ready(void)
 {
-    int fd = g_key_file_get_integer(takeover, "upgrade", "ready-fd", NULL);
-
-    if (fd > 2 && write(fd, "R", 1) != 1) {
+    if (write(takeover.ack_fd, (const char[]){MSG_READY}, 1) != 1) {
         log_warn("upgrade: cannot tell the old process: %m");
     }
-    if (fd > 2) {
-        close(fd);
-    }
-    g_key_file_free(takeover);
-    takeover = NULL;
+    close(takeover.ack_fd);
+    takeover.ack_fd = -1;
+    g_key_file_free(takeover.kf);
+    takeover.kf = NULL;
+    g_array_free(takeover.fds, TRUE);
+    takeover.fds = NULL;
 }
