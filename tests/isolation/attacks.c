@@ -804,7 +804,8 @@ struct pipe_conn {
     pthread_t writer, reader;
     bool has_writer, has_reader;
     atomic_ulong read_bytes; /* taken from the socket by the reader */
-    atk_counts counts;
+    atk_counts counts;       /* the reader's */
+    uint64_t writer_failed;  /* the writer's own, not to race the reader */
 };
 
 struct atk_pipe {
@@ -834,7 +835,7 @@ static void *pipe_writer(void *arg)
             if (n > 0) {
                 off += (size_t)n;
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                pc->counts.failed++;
+                pc->writer_failed++;
                 return NULL;
             }
         }
@@ -958,7 +959,7 @@ void atk_pipe_stop(atk_pipe *a, atk_counts *out)
             pc->has_reader = false;
         }
         sum.answered += pc->counts.answered;
-        sum.failed += pc->counts.failed;
+        sum.failed += pc->counts.failed + pc->writer_failed;
     }
     sum.sent = sum.answered; /* pipelined: whatever was answered was sent */
     if (out != NULL) {

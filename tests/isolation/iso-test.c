@@ -55,9 +55,11 @@ static void *sampler_main(void *arg)
     iso_fixture *f = arg;
 
     while (!atomic_load(&f->sampler_stop)) {
-        pid_t pid = f->d->pid;
+        pid_t pid = f->pid;
         long rss, cur;
 
+        /* Once the daemon is gone the probes return -1 (the test has
+         * failed by then: iso_check_alive says so). */
         if (pid > 0) {
             raise_peak_int(&f->peak_fds, iso_count_fds(pid));
             raise_peak_int(&f->peak_threads, iso_count_threads(pid));
@@ -121,6 +123,7 @@ bool iso_setup(iso_fixture *f, const char *name, const iso_config *cfg, int32_t 
     /* Let both victims go round their loop (lanes started, files opened)
      * before the counts the test compares with are taken. */
     usleep(300000);
+    f->pid = f->d->pid;
     f->fds0 = iso_count_fds(f->d->pid);
     f->threads0 = iso_count_threads(f->d->pid);
     f->rss0_kb = iso_rss_kb(f->d->pid);

@@ -32,6 +32,7 @@
 
 typedef struct iso_fixture {
     iso_daemon *d;
+    pid_t pid; /* the daemon's, for the sampler (d->pid changes when it is reaped) */
     victim *v[2];
     int fds0, threads0; /* with the victims connected, before the attack */
     long rss0_kb;

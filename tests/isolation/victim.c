@@ -301,8 +301,12 @@ void victim_snapshot(victim *v, victim_stats *st)
     lat = g_array_copy(v->lat);
     watch = g_array_copy(v->watch);
     pthread_mutex_unlock(&v->lock);
-    qsort(lat->data, lat->len, sizeof(uint32_t), cmp_u32);
-    qsort(watch->data, watch->len, sizeof(uint32_t), cmp_u32);
+    if (lat->len > 1) {
+        qsort(lat->data, lat->len, sizeof(uint32_t), cmp_u32);
+    }
+    if (watch->len > 1) {
+        qsort(watch->data, watch->len, sizeof(uint32_t), cmp_u32);
+    }
     st->p50_us = percentile(lat, 0.50);
     st->p99_us = percentile(lat, 0.99);
     st->watch_p50 = percentile(watch, 0.50);
