@@ -22,12 +22,31 @@ BENCH_ENV = \
 BENCH_DEPS = contrib/bench/vp-bench contrib/bench/minserver src/virtfs-proxyd
 
 # The full matrix: clients {1,4,16,64,256} x {lstat,open,create,mixed},
-# ours/ref/min alternating, median of 3 (about 15 minutes).  Measures only.
+# ours/ref/min alternating, median of 3 (about 15 minutes), then the
+# noisy-neighbour table.  Measures only.
 bench: $(BENCH_DEPS)
 	$(BENCH_ENV) $(SHELL) $(srcdir)/contrib/bench/run-bench.sh full
+	$(MAKE) $(AM_MAKEFLAGS) bench-noisy
 
 # CI-sized (< 60 s): fails only on errors or wrong replies, never on timing.
 bench-quick: $(BENCH_DEPS)
 	$(BENCH_ENV) $(SHELL) $(srcdir)/contrib/bench/run-bench.sh quick
 
-.PHONY: bench bench-quick
+# The noisy-neighbour table (issue 8): victim latency p50/p99/max with no
+# attack and under each attack of tests/isolation/attacks.c, one fresh
+# daemon per row, NOISY_DURATION seconds each (about 1 minute in all).
+# Needs root (and /dev/fuse for the hung-fs row).  Measures only.
+NOISY_DURATION = 3
+NOISY_DEPS = tests/isolation/noisy-bench src/virtfs-proxyd
+if HAVE_FUSE3
+NOISY_DEPS += tests/isolation/hangfs
+endif
+bench-noisy: $(NOISY_DEPS)
+	@mkdir -p $(abs_top_builddir)/results
+	@out=$(abs_top_builddir)/results/noisy-$$(date +%Y%m%d-%H%M%S); \
+	VIRTFS_PROXYD=$(abs_top_builddir)/src/virtfs-proxyd \
+	    $(abs_top_builddir)/tests/isolation/noisy-bench --duration $(NOISY_DURATION) \
+	    --markdown --csv $$out.csv | tee $$out.md; \
+	echo "results in $$out.md and $$out.csv"
+
+.PHONY: bench bench-quick bench-noisy
