@@ -51,6 +51,9 @@ static struct event *stopped_event;
 static struct event *parked_event;
 static atomic_uint unparked_workers;
 
+/* A spare I/O thread with no connection for this long ends. */
+#define SPARE_IDLE_MS 1000
+
 /* The watchdog.  mu serialises its scans with parking, so that no
  * connection moves, and no spare worker appears, while an upgrade counts
  * parked workers. */
@@ -63,7 +66,9 @@ static struct {
         unsigned int seq;    /* op_seq at the last look */
         long long since_ms;  /* when it was first seen */
         bool stuck;          /* reported, and skipped by workers_assign */
+        long long empty_since; /* a spare without connections, since */
     } seen[WORKERS_MAX];
+    unsigned int base_threads; /* --threads: spares above it retire when idle */
 } wd = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static unsigned int worker_count(void)
@@ -168,11 +173,42 @@ static void worker_take(struct worker *w, struct handoff *h, bool stopping)
     }
 }
 
+/* A spare the watchdog asked to end: it ends only if it is still empty and
+ * nothing is on its way to it, decided under both locks, so that nobody can
+ * hand it anything afterwards (queue_handoff looks at life under w->lock). */
+static bool worker_try_retire(struct worker *w)
+{
+    bool gone = false;
+
+    if (g_hash_table_size(w->conns) == 0) {
+        pthread_mutex_lock(&wd.mu);
+        pthread_mutex_lock(&w->lock);
+        if (w->retire && g_queue_is_empty(&w->incoming) && g_queue_is_empty(&w->done) &&
+            !w->park_request && !w->stopping) {
+            atomic_store(&w->life, WORKER_GONE);
+            atomic_fetch_sub(&running_workers, 1);
+            gone = true;
+        }
+        w->retire = false;
+        pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&wd.mu);
+    }
+    if (gone) {
+        event_base_loopbreak(w->base);
+    } else {
+        pthread_mutex_lock(&w->lock);
+        w->retire = false;
+        pthread_mutex_unlock(&w->lock);
+        atomic_store(&w->life, WORKER_LIVE);
+    }
+    return gone;
+}
+
 static void worker_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     GQueue incoming, done;
-    bool stopping, parking;
+    bool stopping, parking, retire;
 
     pthread_mutex_lock(&w->lock);
     incoming = w->incoming;
@@ -181,6 +217,7 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     g_queue_init(&w->done);
     stopping = w->stopping;
     parking = w->park_request;
+    retire = w->retire;
     pthread_mutex_unlock(&w->lock);
 
     for (struct handoff *h; (h = g_queue_pop_head(&incoming)) != NULL; handoff_free(h)) {
@@ -200,6 +237,9 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
         }
         g_list_free(all);
     }
+    if (retire && !stopping && !parking && worker_try_retire(w)) {
+        return;
+    }
     worker_check_stopped(w);
     worker_check_parked(w);
 }
@@ -211,69 +251,112 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->own);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     pthread_mutex_unlock(&w->own);
-    if (atomic_fetch_sub(&running_workers, 1) == 1 && stopped_event != NULL) {
+    /* A retired spare was counted out already (worker_try_retire). */
+    if (atomic_load(&w->life) != WORKER_GONE &&
+        atomic_fetch_sub(&running_workers, 1) == 1 && stopped_event != NULL) {
         event_active(stopped_event, 0, 0);
     }
     return NULL;
 }
 
-/* Makes and starts worker number workers_count(); returns it or NULL. */
+/* Joins a retired spare and frees its loop: its descriptors go with it. */
+static void worker_reap(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+    event_free(w->ev_wake);
+    event_base_free(w->base);
+    w->ev_wake = NULL;
+    w->base = NULL;
+    w->reaped = true;
+}
+
+/* Makes and starts a worker, in the slot of a retired one if there is one
+ * (the slots stay: other threads may be looking at them); returns it or
+ * NULL.  At start-up, or with wd.mu held. */
 static struct worker *worker_spawn(void)
 {
     unsigned int n = worker_count();
-    struct worker *w;
+    struct worker *w = NULL;
+    bool fresh;
     int rc;
 
-    if (n >= WORKERS_MAX) {
-        return NULL;
+    for (unsigned int i = 0; i < n && w == NULL; i++) {
+        if (atomic_load(&workers[i]->life) == WORKER_GONE) {
+            w = workers[i];
+            if (!w->reaped) {
+                worker_reap(w);
+            }
+        }
     }
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        return NULL;
+    fresh = w == NULL;
+    if (fresh) {
+        if (n >= WORKERS_MAX || (w = calloc(1, sizeof(*w))) == NULL) {
+            return NULL;
+        }
+        w->rbuf = malloc(WORKER_RBUF_SIZE);
+        w->rep = malloc(sizeof(*w->rep));
+        pthread_mutex_init(&w->own, NULL);
+        pthread_mutex_init(&w->lock, NULL);
+        g_queue_init(&w->incoming);
+        g_queue_init(&w->done);
+        w->conns = g_hash_table_new(NULL, NULL);
+        atomic_init(&w->life, WORKER_GONE);
+        if (w->rbuf == NULL || w->rep == NULL) {
+            goto fail;
+        }
     }
     w->base = event_base_new();
-    w->rbuf = malloc(WORKER_RBUF_SIZE);
-    w->rep = malloc(sizeof(*w->rep));
-    if (w->base == NULL || w->rbuf == NULL || w->rep == NULL) {
-        goto fail;
-    }
-    w->ev_wake = event_new(w->base, -1, 0, worker_wake, w);
+    w->ev_wake = w->base != NULL ? event_new(w->base, -1, 0, worker_wake, w) : NULL;
     if (w->ev_wake == NULL) {
         goto fail;
     }
-    pthread_mutex_init(&w->own, NULL);
-    pthread_mutex_init(&w->lock, NULL);
-    g_queue_init(&w->incoming);
-    g_queue_init(&w->done);
-    w->conns = g_hash_table_new(NULL, NULL);
+    w->reaped = false;
+    w->retire = w->draining = w->parking = w->parked = false;
+    atomic_store(&w->op_seq, 0);
     atomic_fetch_add(&running_workers, 1);
     rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc != 0) {
         log_error("cannot start an I/O thread: %s", strerror(rc));
         atomic_fetch_sub(&running_workers, 1);
-        g_hash_table_destroy(w->conns);
-        event_free(w->ev_wake);
         goto fail;
     }
-    workers[n] = w;
-    atomic_store_explicit(&nworkers, n + 1, memory_order_release);
+    atomic_store(&w->life, WORKER_LIVE);
+    if (fresh) {
+        workers[n] = w;
+        atomic_store_explicit(&nworkers, n + 1, memory_order_release);
+    }
     return w;
 fail:
+    if (w->ev_wake != NULL) {
+        event_free(w->ev_wake);
+        w->ev_wake = NULL;
+    }
     if (w->base != NULL) {
         event_base_free(w->base);
+        w->base = NULL;
     }
-    free(w->rbuf);
-    free(w->rep);
-    free(w);
+    w->reaped = true;
+    if (fresh) {
+        g_hash_table_destroy(w->conns);
+        free(w->rbuf);
+        free(w->rep);
+        free(w);
+    }
     return NULL;
 }
 
-static void queue_handoff(struct worker *w, struct handoff *h)
+/* Queues h to w unless w has retired; false then. */
+static bool queue_handoff(struct worker *w, struct handoff *h)
 {
     pthread_mutex_lock(&w->lock);
+    if (atomic_load(&w->life) == WORKER_GONE) {
+        pthread_mutex_unlock(&w->lock);
+        return false;
+    }
     g_queue_push_tail(&w->incoming, h);
     pthread_mutex_unlock(&w->lock);
     event_active(w->ev_wake, 0, 0);
+    return true;
 }
 
 /* ---- the watchdog ------------------------------------------------------- */
@@ -293,13 +376,18 @@ static bool worker_is_stuck(unsigned int i)
 
 /* The least loaded worker other than `not` that is not stuck; a new spare
  * one if there is none.  Called with wd.mu held. */
+static bool worker_is_live(unsigned int i)
+{
+    return atomic_load(&workers[i]->life) == WORKER_LIVE;
+}
+
 static struct worker *healthy_worker(const struct worker *not)
 {
     struct worker *best = NULL;
     unsigned int n = worker_count();
 
     for (unsigned int i = 0; i < n; i++) {
-        if (workers[i] != not && !worker_is_stuck(i) &&
+        if (workers[i] != not && worker_is_live(i) && !worker_is_stuck(i) &&
             (best == NULL || atomic_load(&workers[i]->load) < atomic_load(&best->load))) {
             best = workers[i];
         }
@@ -307,7 +395,7 @@ static struct worker *healthy_worker(const struct worker *not)
     if (best == NULL) {
         best = worker_spawn();
         if (best != NULL) {
-            log_info("I/O threads: started a spare (%u in all)", worker_count());
+            log_info("I/O threads: started a spare");
         }
     }
     return best;
@@ -385,6 +473,36 @@ static bool worker_has_others(struct worker *w)
     return incoming || g_hash_table_size(w->conns) > (w->busy != NULL ? 1u : 0u);
 }
 
+/* A spare with no connection for SPARE_IDLE_MS, while enough other workers
+ * live, is asked to end (worker_try_retire decides, on its thread). */
+static void watchdog_retire(unsigned int i, long long now)
+{
+    struct worker *w = workers[i];
+    unsigned int live = 0, n = worker_count();
+
+    for (unsigned int j = 0; j < n; j++) {
+        live += atomic_load(&workers[j]->life) != WORKER_GONE;
+    }
+    if (!worker_is_live(i) || wd.parking || live <= wd.base_threads ||
+        atomic_load(&w->load) != 0 || (atomic_load(&w->op_seq) & 1) != 0) {
+        wd.seen[i].empty_since = 0;
+        return;
+    }
+    if (wd.seen[i].empty_since == 0) {
+        wd.seen[i].empty_since = now;
+        return;
+    }
+    if (now - wd.seen[i].empty_since < SPARE_IDLE_MS) {
+        return;
+    }
+    wd.seen[i].empty_since = 0;
+    atomic_store(&w->life, WORKER_RETIRING);
+    pthread_mutex_lock(&w->lock);
+    w->retire = true;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->ev_wake, 0, 0);
+}
+
 static void watchdog_scan(void)
 {
     long long now = now_ms();
@@ -396,6 +514,13 @@ static void watchdog_scan(void)
         unsigned int seq = atomic_load(&w->op_seq);
         unsigned int moved;
 
+        if (atomic_load(&w->life) == WORKER_GONE) {
+            if (!w->reaped) {
+                worker_reap(w);
+            }
+            continue;
+        }
+        watchdog_retire(i, now);
         if (seq != wd.seen[i].seq || (seq & 1) == 0) {
             if (wd.seen[i].stuck) {
                 log_info("I/O thread %u: its request returned after %lld ms", i,
@@ -464,6 +589,7 @@ int workers_start(const struct worker_options *opt)
     atomic_store(&frame_timeout_s, opt->frame_timeout_s);
     atomic_store(&output_timeout_s, opt->output_timeout_s);
     atomic_store(&io_stall_ms, opt->io_stall_ms > 0 ? opt->io_stall_ms : 100);
+    wd.base_threads = opt->threads;
     for (unsigned int i = 0; i < opt->threads && i < WORKERS_MAX; i++) {
         if (worker_spawn() == NULL) {
             log_error("cannot start the I/O threads");
@@ -479,24 +605,43 @@ int workers_start(const struct worker_options *opt)
     return 0;
 }
 
-static void assign(struct handoff *h)
+/* The least loaded live worker, preferring those not stuck in a request. */
+static struct worker *least_loaded(void)
 {
     unsigned int n = worker_count();
     struct worker *best = NULL;
+    bool best_stuck = true;
 
     for (unsigned int i = 0; i < n; i++) {
-        if (!worker_is_stuck(i) &&
-            (best == NULL || atomic_load(&workers[i]->load) < atomic_load(&best->load))) {
+        bool stuck = worker_is_stuck(i);
+
+        if (atomic_load(&workers[i]->life) == WORKER_GONE) {
+            continue;
+        }
+        if (best == NULL || (best_stuck && !stuck) ||
+            (stuck == best_stuck &&
+             atomic_load(&workers[i]->load) < atomic_load(&best->load))) {
             best = workers[i];
+            best_stuck = stuck;
         }
     }
-    if (best == NULL) {
-        best = workers[0]; /* all stuck: it waits like the others */
-    }
+    return best;
+}
+
+static void assign(struct handoff *h)
+{
     ops_export_ref(h->ex);
-    atomic_fetch_add(&best->load, 1);
     atomic_fetch_add(&total_conns, 1);
-    queue_handoff(best, h);
+    for (;;) {
+        /* At least --threads workers never retire, so there is one. */
+        struct worker *best = least_loaded();
+
+        atomic_fetch_add(&best->load, 1);
+        if (queue_handoff(best, h)) {
+            return;
+        }
+        atomic_fetch_sub(&best->load, 1); /* it retired meanwhile */
+    }
 }
 
 void workers_assign(int fd, struct export *ex, const struct ucred *peer)
@@ -541,11 +686,15 @@ void workers_adopt(const struct conn_handover *from)
     assign(h);
 }
 
+/* Called with wd.mu held, so no worker retires meanwhile. */
 static void request_parking(bool park)
 {
     unsigned int n = worker_count();
 
     for (unsigned int i = 0; i < n; i++) {
+        if (atomic_load(&workers[i]->life) == WORKER_GONE) {
+            continue;
+        }
         pthread_mutex_lock(&workers[i]->lock);
         workers[i]->park_request = park;
         pthread_mutex_unlock(&workers[i]->lock);
@@ -558,7 +707,7 @@ void workers_park(struct event *done)
     pthread_mutex_lock(&wd.mu);
     wd.parking = true;
     parked_event = done;
-    atomic_store(&unparked_workers, worker_count());
+    atomic_store(&unparked_workers, atomic_load(&running_workers));
     request_parking(true);
     pthread_mutex_unlock(&wd.mu);
 }
@@ -628,6 +777,9 @@ void workers_stop(struct event *done)
     stopped_event = done;
     n = worker_count();
     for (unsigned int i = 0; i < n; i++) {
+        if (atomic_load(&workers[i]->life) == WORKER_GONE) {
+            continue;
+        }
         pthread_mutex_lock(&workers[i]->lock);
         workers[i]->stopping = true;
         pthread_mutex_unlock(&workers[i]->lock);
@@ -648,7 +800,11 @@ void workers_join(void)
         wd.started = false;
     }
     for (unsigned int i = 0; i < n; i++) {
-        pthread_join(workers[i]->thread, NULL);
+        if (atomic_load(&workers[i]->life) != WORKER_GONE) {
+            pthread_join(workers[i]->thread, NULL);
+        } else if (!workers[i]->reaped) {
+            worker_reap(workers[i]);
+        }
     }
 }
 

@@ -38,6 +38,9 @@ struct worker_options {
     struct event *on_conn_closed;  /* activated whenever a connection ends */
 };
 
+/* A worker's life: spares started for stuck workers end again once idle. */
+enum worker_life { WORKER_LIVE, WORKER_RETIRING, WORKER_GONE };
+
 /* Thread-owned resources a connection borrows while its thread runs it. */
 struct worker {
     struct event_base *base;
@@ -55,12 +58,15 @@ struct worker {
     GQueue incoming;      /* struct handoff: accepted or moved, not yet taken */
     GQueue done;          /* struct lane_job: back from a lane */
     bool stopping;
+    bool retire;         /* the watchdog asks this idle spare to end */
     bool park_request;   /* an upgrade wants every connection parked */
     bool draining;       /* worker thread only, like everything below */
     bool parking;        /* park_request as this thread has applied it */
     bool parked;         /* all its connections are parked */
     GHashTable *conns;   /* set of this thread's struct conn */
     atomic_uint load;    /* connections assigned, read by the acceptor */
+    atomic_int life;     /* enum worker_life; GONE only under the watchdog's lock */
+    bool reaped;         /* GONE and joined, its loop freed (watchdog's lock) */
 };
 
 #define WORKER_RBUF_SIZE (2 * PROTO_MAX_FRAME)
