@@ -466,10 +466,13 @@ static void settings_override(struct settings *set, const struct options *o)
     }
     fit = fd_limit_conns();
     if (set->max_conns == 0 || set->max_conns > fit) {
-        log_warn("the descriptor limit carries %u connections (each may hold %u descriptors "
-                 "besides its socket): serving at most %u; raise LimitNOFILE= (ulimit -n) "
-                 "for more",
-                 fit, CONN_MAX_FDS, fit);
+        /* A limit someone chose deserves a warning; the default, a note. */
+        log_msg(set->max_conns == SETTINGS_DEFAULT_MAX_CONNS ? LOG_LEVEL_INFO
+                                                             : LOG_LEVEL_WARNING,
+                "the descriptor limit carries %u connections (each may hold %u descriptors "
+                "besides its socket): serving at most %u; raise LimitNOFILE= (ulimit -n) "
+                "for more",
+                fit, CONN_MAX_FDS, fit);
         set->max_conns = fit;
     }
 }

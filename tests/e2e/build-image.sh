@@ -67,7 +67,8 @@ kernel_package() {
 
 source_hash() {
     cat "$SRC_DIR/build-image.sh" "$SRC_DIR/init.sh" "$SRC_DIR/e2e-work.c" \
-        "$SRC_DIR/e2e-socketpair.c" "$SRC_DIR/e2e-reaper.c" | sha256sum | cut -c1-16
+        "$SRC_DIR/e2e-socketpair.c" "$SRC_DIR/e2e-reaper.c" "$SRC_DIR/e2e-probe.c" |
+        sha256sum | cut -c1-16
 }
 
 # Mirrors the kernel's scripts/extract-vmlinux: try every xz stream start
@@ -140,6 +141,7 @@ build() {
     gcc "${CFLAGS[@]}" -static -o "$tmp/e2e-work" "$SRC_DIR/e2e-work.c"
     gcc "${CFLAGS[@]}" -o "$tmp/e2e-socketpair" "$SRC_DIR/e2e-socketpair.c"
     gcc "${CFLAGS[@]}" -o "$tmp/e2e-reaper" "$SRC_DIR/e2e-reaper.c"
+    gcc "${CFLAGS[@]}" -o "$tmp/e2e-probe" "$SRC_DIR/e2e-probe.c"
     (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg=$ver" >&2) ||
         skip "apt-get download $pkg=$ver failed"
     dpkg-deb -x "$tmp"/*.deb "$tmp/kroot"

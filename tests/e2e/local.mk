@@ -10,4 +10,5 @@ EXTRA_DIST += \
 	tests/e2e/init.sh \
 	tests/e2e/e2e-work.c \
 	tests/e2e/e2e-socketpair.c \
-	tests/e2e/e2e-reaper.c
+	tests/e2e/e2e-reaper.c \
+	tests/e2e/e2e-probe.c
