@@ -3,11 +3,17 @@
  * Confinement: every path is resolved beneath the export's root descriptor
  * with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so ".." and absolute
  * symlinks stay inside the export just as under the reference helper's
- * chroot.  Operations that must not follow a final symlink act on
- * (parent directory fd, last component) with the *at calls; operations that
- * follow one (open, chmod, truncate, statfs, getversion) first pin the object
- * with an O_PATH descriptor, check what it is, and then reach that very inode
- * through /proc/self/fd, so nothing can be swapped in between.
+ * chroot; paths too long for one call are resolved in chunks (see
+ * "resolution" below).  Each request answers what the same call would
+ * answer in a chroot at the export root: arguments are checked before the
+ * path, in the kernel's order, and a last component ".", ".." or "name/"
+ * reaches the kernel as it is wherever the call cannot leave the directory
+ * it names (at_parent).  Operations that must not follow a final symlink
+ * act on (parent directory fd, last component) with the *at calls;
+ * operations that follow one (open, chmod, truncate, statfs, getversion)
+ * first pin the object with an O_PATH descriptor, check what it is, and then
+ * reach that very inode through /proc/self/fd, so nothing can be swapped in
+ * between.
  *
  * Leases: a request may sleep in the kernel while an F_SETLEASE lease is
  * being broken, up to /proc/sys/fs/lease-break-time (45 s by default); the
