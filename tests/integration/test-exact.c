@@ -196,7 +196,8 @@ typedef struct {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 /* "%L" in a string stands for a 256-byte name, "%X" for a 256-byte xattr
- * name (one byte over NAME_MAX / XATTR_NAME_MAX), "%M" for a 255-byte one. */
+ * name (one byte over NAME_MAX / XATTR_NAME_MAX), "%M" for a 255-byte one,
+ * "%P" for a 4,096-byte symlink target (one over what symlink(2) takes). */
 static const Case cases[] = {
     /* 2. T_CREATE follows O_CREAT and O_EXCL. */
     { "create/no-creat-missing", PC_T_CREATE, { "//missing" }, { O_RDWR, 0644 } },
@@ -262,6 +263,11 @@ static const Case cases[] = {
     { "open/creat-directory-empty", PC_T_OPEN, { "" }, { O_CREAT | O_DIRECTORY } },
     { "symlink/empty-target-exists", PC_T_SYMLINK, { "", "//file" } },
     { "symlink/empty-target-missing", PC_T_SYMLINK, { "", "//missing/x" } },
+    { "symlink/4096-target-missing", PC_T_SYMLINK, { "%P", "//missing/x" } },
+    { "symlink/long-name", PC_T_SYMLINK, { "t", "//%L" } },
+    { "lstat/long-name-missing-parent", PC_T_LSTAT, { "//missing/%L" } },
+    { "lstat/long-name", PC_T_LSTAT, { "//dir/%L" } },
+    { "mkdir/long-name-slash", PC_T_MKDIR, { "//%L/" }, { 0755 } },
     { "open/directory-nofollow-link", PC_T_OPEN, { "//link" }, { O_DIRECTORY | O_NOFOLLOW } },
     { "open/directory-nofollow-dirlink", PC_T_OPEN, { "//dirlink" },
       { O_DIRECTORY | O_NOFOLLOW } },
@@ -345,8 +351,8 @@ static char *expand(const char *s)
     GString *g = g_string_new(NULL);
 
     for (; *s != '\0'; s++) {
-        if (s[0] == '%' && s[1] == 'L') {
-            for (int i = 0; i < 256; i++) {
+        if (s[0] == '%' && (s[1] == 'L' || s[1] == 'P')) {
+            for (int i = 0; i < (s[1] == 'L' ? 256 : 4096); i++) {
                 g_string_append_c(g, 'n');
             }
             s++;
