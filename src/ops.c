@@ -3,11 +3,17 @@
  * Confinement: every path is resolved beneath the export's root descriptor
  * with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so ".." and absolute
  * symlinks stay inside the export just as under the reference helper's
- * chroot.  Operations that must not follow a final symlink act on
- * (parent directory fd, last component) with the *at calls; operations that
- * follow one (open, chmod, truncate, statfs, getversion) first pin the object
- * with an O_PATH descriptor, check what it is, and then reach that very inode
- * through /proc/self/fd, so nothing can be swapped in between.
+ * chroot; paths too long for one call are resolved in chunks (see
+ * "resolution" below).  Each request answers what the same call would
+ * answer in a chroot at the export root: arguments are checked before the
+ * path, in the kernel's order, and a last component ".", ".." or "name/"
+ * reaches the kernel as it is wherever the call cannot leave the directory
+ * it names (at_parent).  Operations that must not follow a final symlink
+ * act on (parent directory fd, last component) with the *at calls;
+ * operations that follow one (open, chmod, truncate, statfs, getversion)
+ * first pin the object with an O_PATH descriptor, check what it is, and then
+ * reach that very inode through /proc/self/fd, so nothing can be swapped in
+ * between.
  *
  * Leases: a request may sleep in the kernel while an F_SETLEASE lease is
  * being broken, up to /proc/sys/fs/lease-break-time (45 s by default); the
@@ -153,21 +159,52 @@ bool ops_lane_identity(const struct proto_req *req, uid_t *uid, gid_t *gid)
     return *uid != daemon_uid || *gid != daemon_gid;
 }
 
-/* ---- resolution ---------------------------------------------------------- */
+/* ---- resolution ----------------------------------------------------------
+ *
+ * A path is what the guest's kernel would hand a chrooted process: it is
+ * resolved as the kernel would resolve it inside a chroot at the export root,
+ * with two differences.  Magic links are never followed.  And a path of
+ * PATH_MAX bytes or more, which the kernel refuses whole (ENAMETOOLONG), is
+ * accepted here, because QEMU sends paths from the export's root and a deep
+ * tree passes PATH_MAX while every name in it is short:
+ *
+ *  - the first chunk, the longest run of whole components one call takes
+ *    (under PATH_MAX bytes), is resolved from the root exactly like a short
+ *    path: symlinks are followed, ".." stops at the root;
+ *  - each later chunk is resolved from the directory the previous one
+ *    reached, with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS: it can only
+ *    descend.  A ".." component in a later chunk, or a symlink met there
+ *    in any but the last component, would have to climb back towards the
+ *    export root, which a chunk's directory cannot see: such a path is
+ *    refused with ENAMETOOLONG, the kernel's own answer for the whole path.
+ *    QEMU never sends either (its paths have no "..", and the guest's
+ *    kernel resolves symlinks itself before it names an object);
+ *  - a final symlink that the request follows is expanded here: its target
+ *    replaces the last component (an absolute target starts again at the
+ *    export root), and the new path is resolved by the same rules, at most
+ *    FINAL_LINKS_MAX times.
+ * A single component over NAME_MAX bytes stays ENAMETOOLONG, from the
+ * filesystem, as in a short path.
+ */
 
-static int openat2_in_root(int root_fd, const char *path, uint64_t flags, uint64_t mode)
+/* The longest path one system call takes (PATH_MAX counts the NUL). */
+#define ONE_CALL_MAX ((size_t)PATH_MAX - 1)
+/* Final symlinks expanded for one long path, as the kernel's MAXSYMLINKS. */
+#define FINAL_LINKS_MAX 40
+/* path_open_long()'s answer "the final component is a symlink to follow". */
+#define EXPANDED 1
+
+static int openat2_beneath(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                           uint64_t resolve)
 {
     struct open_how how = {
         .flags = flags | O_CLOEXEC,
         .mode = mode,
-        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        .resolve = resolve,
     };
 
-    if (path[0] == '\0') {
-        return -ENOENT;
-    }
     for (int i = 0; i < RESOLVE_RETRIES; i++) {
-        long fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 
         if (fd >= 0) {
             return (int)fd;
@@ -179,11 +216,216 @@ static int openat2_in_root(int root_fd, const char *path, uint64_t flags, uint64
     return -errno;
 }
 
+static int openat2_in_root(int root_fd, const char *path, uint64_t flags, uint64_t mode)
+{
+    return openat2_beneath(root_fd, path, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
+
+/* Length of path[0..len) without its trailing slashes. */
+static size_t strip_slashes(const char *path, size_t len)
+{
+    while (len > 0 && path[len - 1] == '/') {
+        len--;
+    }
+    return len;
+}
+
+/* Where the component that ends at end starts. */
+static size_t component_start(const char *path, size_t end)
+{
+    while (end > 0 && path[end - 1] != '/') {
+        end--;
+    }
+    return end;
+}
+
+/* The end of the longest run of whole components from pos (a component's
+ * first byte) that one call takes; pos itself if the first is too long. */
+static size_t chunk_end(const char *path, size_t pos, size_t end)
+{
+    size_t cut = pos;
+
+    for (size_t i = pos; i < end;) {
+        size_t j = i;
+
+        while (j < end && path[j] != '/') {
+            j++;
+        }
+        if (j - pos > ONE_CALL_MAX) {
+            break;
+        }
+        cut = j;
+        while (j < end && path[j] == '/') {
+            j++;
+        }
+        i = j;
+    }
+    return cut;
+}
+
+static bool has_dotdot(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+
+        while (j < n && p[j] != '/') {
+            j++;
+        }
+        if (j - i == 2 && p[i] == '.' && p[i + 1] == '.') {
+            return true;
+        }
+        i = j + 1;
+    }
+    return false;
+}
+
+/* One openat2 for path[0..len) plus a slash if slash is set, whole. */
+static int path_open_short(const struct export *ex, const char *path, size_t len, bool slash,
+                           int how)
+{
+    char buf[PATH_MAX];
+
+    memcpy(buf, path, len);
+    if (slash) {
+        buf[len++] = '/';
+    }
+    buf[len] = '\0';
+    return openat2_in_root(ex->root_fd, buf, O_PATH | (uint64_t)how, 0);
+}
+
+/* A final symlink at fd (the last component of path[0..end)), to follow:
+ * *expanded becomes the path with the link's target in its place. */
+static int expand_final(int fd, const char *path, size_t end, bool slash, char **expanded)
+{
+    char target[PATH_MAX];
+    ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
+    size_t keep = component_start(path, end);
+    char *s;
+
+    if (n < 0) {
+        return -errno;
+    }
+    if (n == 0) {
+        return -ENOENT;
+    }
+    if (target[0] == '/') {
+        keep = 0;
+    }
+    s = malloc(keep + (size_t)n + 2);
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(s, path, keep);
+    memcpy(s + keep, target, (size_t)n);
+    s[keep + (size_t)n] = '/';
+    s[keep + (size_t)n + (slash ? 1 : 0)] = '\0';
+    *expanded = s;
+    return EXPANDED;
+}
+
+/* path[0..end) (+ a slash), too long for one call, in chunks (see above).
+ * Returns a descriptor, -errno, or EXPANDED with *expanded to resolve next. */
+static int path_open_long(const struct export *ex, const char *path, size_t end, bool slash,
+                          int how, char **expanded)
+{
+    char buf[PATH_MAX];
+    int dirfd = ex->root_fd, fd;
+    bool first = true;
+    size_t pos = 0;
+    struct stat st;
+
+    for (;;) {
+        size_t cut;
+        bool last;
+
+        while (pos < end && path[pos] == '/') {
+            pos++;
+        }
+        cut = chunk_end(path, pos, end);
+        last = cut == end;
+        if (cut == pos || (!first && has_dotdot(path + pos, cut - pos))) {
+            fd = -ENAMETOOLONG;
+        } else {
+            memcpy(buf, path + pos, cut - pos);
+            buf[cut - pos] = '\0';
+            fd = openat2_beneath(dirfd, buf, O_PATH | (last ? O_NOFOLLOW : O_DIRECTORY), 0,
+                                 first ? RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+                                       : RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+            if (fd == -ELOOP && !first) {
+                fd = -ENAMETOOLONG; /* a symlink the chunk cannot follow */
+            }
+        }
+        if (!first) {
+            close(dirfd);
+        }
+        if (fd < 0 || last) {
+            break;
+        }
+        dirfd = fd;
+        pos = cut;
+        first = false;
+    }
+    if (fd < 0) {
+        return fd;
+    }
+    if (fstat(fd, &st) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    if (S_ISLNK(st.st_mode) && (!(how & O_NOFOLLOW) || slash)) {
+        int ret = expand_final(fd, path, end, slash, expanded);
+
+        close(fd);
+        return ret;
+    }
+    if (((how & O_DIRECTORY) || slash) && !S_ISDIR(st.st_mode)) {
+        close(fd);
+        return -ENOTDIR;
+    }
+    return fd;
+}
+
+/* An O_PATH descriptor on path[0..len) beneath the export root, of any
+ * length that fits in a frame.  how: O_NOFOLLOW (a final symlink is not
+ * followed) and O_DIRECTORY (it must be a directory). */
+static int path_open(const struct export *ex, const char *path, size_t len, int how)
+{
+    char *owned = NULL;
+    int fd;
+
+    for (int links = 0;; links++) {
+        size_t end = strip_slashes(path, len);
+        bool slash = end < len;
+        char *next = NULL;
+
+        if (len == 0) {
+            fd = -ENOENT;
+        } else if (end + slash <= ONE_CALL_MAX) {
+            fd = path_open_short(ex, path, end, slash, how);
+        } else if (links > FINAL_LINKS_MAX) {
+            fd = -ELOOP;
+        } else {
+            fd = path_open_long(ex, path, end, slash, how, &next);
+        }
+        if (fd != EXPANDED) {
+            break;
+        }
+        free(owned);
+        owned = next;
+        path = next;
+        len = strlen(next);
+    }
+    free(owned);
+    return fd;
+}
+
 /* An O_PATH descriptor on the object path names; a final symlink is
  * followed (inside the export) only when follow is set. */
 static int obj_open(const struct export *ex, const char *path, bool follow)
 {
-    return openat2_in_root(ex->root_fd, path, O_PATH | (follow ? 0 : O_NOFOLLOW), 0);
+    return path_open(ex, path, strlen(path), follow ? 0 : O_NOFOLLOW);
 }
 
 /* An object named as (directory fd, single component), for the *at calls. */
@@ -191,6 +433,8 @@ struct at {
     int dirfd;
     const char *name;
     int owned_fd; /* dirfd when it must be closed, else -1 */
+    bool root;    /* the path names the export root: no component at all */
+    char buf[NAME_MAX + 3];
 };
 
 static void at_release(struct at *at)
@@ -200,69 +444,94 @@ static void at_release(struct at *at)
     }
 }
 
-static bool is_plain_name(const char *name)
+static bool is_dot_or_dotdot(const char *name, size_t len)
 {
-    return name[0] != '\0' && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+    return (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.');
 }
 
-/* Splits path into its parent directory, opened beneath the root, and its
- * last component.  A path that ends in no plain name ("/", "x/..", "x/.")
- * names a directory: it is opened itself and the component becomes ".".
- * The parent is copied out, never cut in place: a request is not modified
- * (ops_execute may run it twice). */
-static int at_resolve(const struct export *ex, const char *path, struct at *at)
+/* Splits path into the directory holding its last component, opened beneath
+ * the root, and that component as the kernel's parent lookup leaves it:
+ * ".", ".." and a trailing slash ("name/") included.  The *at calls that
+ * create, remove or rename a name take it as it is and answer exactly what
+ * the same call in a chroot answers (rmdir "x/.." ENOTEMPTY, mkdir "x/."
+ * EEXIST, rmdir "dir/" removes it, rename "dir/" onto a file ENOTDIR...):
+ * none of them looks a "." or ".." up, or follows the last component even
+ * with a trailing slash, so nothing outside the export is reached.  A path
+ * of slashes only names the root: the component is then "." and root set
+ * (rmdir tells LAST_ROOT from ".").  The request is never modified
+ * (ops_execute may run it twice): a trailing slash is copied out. */
+static int at_parent(const struct export *ex, const char *path, struct at *at)
 {
-    const char *slash = strrchr(path, '/');
-    const char *name = slash != NULL ? slash + 1 : path;
-    size_t dirlen = slash != NULL ? (size_t)(slash - path) : 0;
+    size_t len = strlen(path);
+    size_t end = strip_slashes(path, len);
+    size_t start = component_start(path, end);
     int fd;
 
     at->owned_fd = -1;
-    if (path[0] == '\0') {
+    at->root = false;
+    if (len == 0) {
         return -ENOENT;
     }
-    if (path[strspn(path, "/")] == '\0') {
-        at->dirfd = ex->root_fd; /* the export root itself */
-        at->name = ".";
-        return 0;
-    }
-    if (!is_plain_name(name)) {
-        fd = obj_open(ex, path, false);
-        at->name = ".";
-    } else if (strspn(path, "/") >= dirlen) {
+    if (end == 0) {
         at->dirfd = ex->root_fd;
-        at->name = name;
+        at->name = ".";
+        at->root = true;
         return 0;
-    } else {
-        char dir[PATH_MAX];
-
-        if (dirlen >= sizeof(dir)) {
-            return -ENAMETOOLONG; /* what openat2 answers for such a path */
-        }
-        memcpy(dir, path, dirlen);
-        dir[dirlen] = '\0';
-        fd = openat2_in_root(ex->root_fd, dir, O_PATH | O_DIRECTORY, 0);
-        at->name = name;
     }
+    if (strspn(path, "/") == start) {
+        at->dirfd = ex->root_fd; /* "name" or "/name": in the root itself */
+    } else {
+        fd = path_open(ex, path, start, O_DIRECTORY);
+        if (fd < 0) {
+            return fd;
+        }
+        at->dirfd = fd;
+        at->owned_fd = fd;
+    }
+    at->name = path + start;
+    if (end < len) {
+        /* "name/": one slash says it all.  A name too long for the buffer
+         * is too long for any filesystem (ENAMETOOLONG from its lookup). */
+        size_t n = end - start;
+
+        if (n > NAME_MAX) {
+            at_release(at);
+            return -ENAMETOOLONG;
+        }
+        memcpy(at->buf, path + start, n);
+        at->buf[n] = '/';
+        at->buf[n + 1] = '\0';
+        at->name = at->buf;
+    }
+    return 0;
+}
+
+/* Like at_parent, for operations that look the object up and act on it
+ * without following a final symlink: a last component that is ".", ".." or
+ * followed by a slash is resolved with the rest of the path (the kernel
+ * follows a symlink named "link/") and the object becomes ".". */
+static int at_lookup(const struct export *ex, const char *path, struct at *at)
+{
+    int ret = at_parent(ex, path, at);
+    size_t len;
+    int fd;
+
+    if (ret < 0 || at->root) {
+        return ret;
+    }
+    len = strlen(at->name);
+    if (at->name[len - 1] != '/' && !is_dot_or_dotdot(at->name, len)) {
+        return 0;
+    }
+    at_release(at);
+    fd = obj_open(ex, path, false);
     if (fd < 0) {
         return fd;
     }
     at->dirfd = fd;
     at->owned_fd = fd;
+    at->name = ".";
     return 0;
-}
-
-/* Like at_resolve, for operations that create, remove or rename the name
- * itself: the last component must be a plain name, else special_err. */
-static int at_resolve_name(const struct export *ex, const char *path, struct at *at,
-                           int special_err)
-{
-    const char *slash = strrchr(path, '/');
-
-    if (path[0] != '\0' && !is_plain_name(slash != NULL ? slash + 1 : path)) {
-        return special_err;
-    }
-    return at_resolve(ex, path, at);
 }
 
 /* "/proc/self/fd/FD[/NAME]": reaches a descriptor (and a single component
@@ -335,20 +604,26 @@ static int drop_nonblock(int fd)
 /* Turns an O_PATH descriptor into the fd reply of T_OPEN/T_CREATE.  Only
  * regular files and directories are ever opened (CVE-2023-2861); the check
  * happens on the O_PATH descriptor, before any open could block or have side
- * effects.  Takes ownership of pfd. */
-static int reply_open_checked(int pfd, int flags, unsigned int ops_flags, struct proto_reply *rep)
+ * effects.  The refusals come in open(2)'s order: EISDIR for O_CREAT on a
+ * directory, ENOTDIR for O_DIRECTORY (before ELOOP for a symlink not
+ * followed), then ENXIO for what is never opened.  creat says O_CREAT was
+ * given.  Takes ownership of pfd. */
+static int reply_open_checked(int pfd, int flags, bool creat, unsigned int ops_flags,
+                              struct proto_reply *rep)
 {
     struct stat st;
     int fd;
 
     if (fstat(pfd, &st) < 0) {
         fd = -errno;
+    } else if (creat && S_ISDIR(st.st_mode)) {
+        fd = -EISDIR;
+    } else if ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)) {
+        fd = -ENOTDIR;
     } else if (S_ISLNK(st.st_mode) && !(flags & O_PATH)) {
         fd = -ELOOP; /* O_NOFOLLOW on a symlink, as open(2) answers */
     } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         fd = -ENXIO;
-    } else if ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)) {
-        fd = -ENOTDIR;
     } else if (flags & O_PATH) {
         proto_reply_fd(rep, pfd);
         return 0;
@@ -371,7 +646,21 @@ static int open_existing(const struct export *ex, const char *path, int flags,
 {
     int pfd = obj_open(ex, path, !(flags & O_NOFOLLOW));
 
-    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, ops_flags, rep);
+    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, false, ops_flags, rep);
+}
+
+/* The flags open(2) refuses before it looks at the path (build_open_flags):
+ * O_CREAT with O_DIRECTORY is EINVAL since Linux 6.4.  O_TMPFILE is refused
+ * here in every form: an unnamed file is nothing QEMU ever asks for. */
+static int open_flags_check(int flags)
+{
+    if ((flags & O_TMPFILE) == O_TMPFILE) {
+        return -EINVAL;
+    }
+    if ((flags & O_CREAT) && (flags & O_DIRECTORY)) {
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static int ret_errno(long ret)
@@ -386,9 +675,10 @@ static int op_open(const struct export *ex, const struct proto_req *r, struct pr
                    unsigned int ops_flags)
 {
     int flags = (int)r->a[1].d;
+    int ret = open_flags_check(flags);
 
-    if ((flags & O_TMPFILE) == O_TMPFILE) {
-        return -EINVAL;
+    if (ret < 0) {
+        return ret;
     }
     if (ex->readonly && (flags & OPEN_WRITES)) {
         return -EROFS;
@@ -397,35 +687,128 @@ static int op_open(const struct export *ex, const struct proto_req *r, struct pr
     return open_existing(ex, r->a[0].s.p, flags & ~(O_CREAT | O_EXCL), ops_flags, rep);
 }
 
+/* One step of T_CREATE with O_CREAT, as open(2) takes it: the name is
+ * created if it is free, and an existing object opened unless O_EXCL.  A
+ * final symlink is followed unless O_EXCL or O_NOFOLLOW: to an existing
+ * object, which is opened, or dangling, when its target is created where
+ * the chrooted reference creates it, beneath the export root (an absolute
+ * target starts at the root): that is EXPANDED, with *expanded the path to
+ * take next.  Nothing is opened that is not a regular file or directory. */
+static int create_step(const struct export *ex, const char *path, int flags, mode_t mode,
+                       unsigned int ops_flags, struct proto_reply *rep, char **expanded)
+{
+    struct at at;
+    int ret = at_parent(ex, path, &at);
+    size_t len;
+
+    if (ret < 0) {
+        return ret;
+    }
+    len = strlen(at.name);
+    if (at.root || is_dot_or_dotdot(at.name, len)) {
+        ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
+    } else if (at.name[len - 1] == '/') {
+        ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
+    } else {
+        for (int i = 0; i < RESOLVE_RETRIES; i++) {
+            int fd = openat(at.dirfd, at.name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            mode);
+            struct stat st;
+
+            if (fd >= 0) {
+                /* New: nothing to check, and no lease on it yet. */
+                proto_reply_fd(rep, fd);
+                ret = 0;
+                break;
+            }
+            ret = -errno;
+            if (ret != -EEXIST || (flags & O_EXCL)) {
+                break;
+            }
+            fd = openat(at.dirfd, at.name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) {
+                ret = -errno;
+                if (ret == -ENOENT) {
+                    continue; /* removed in between: create it after all */
+                }
+                break;
+            }
+            if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode) && !(flags & O_NOFOLLOW)) {
+                ret = expand_final(fd, path, strlen(path), false, expanded);
+                close(fd);
+                break;
+            }
+            ret = reply_open_checked(fd, flags, true, ops_flags, rep);
+            break;
+        }
+    }
+    at_release(&at);
+    return ret;
+}
+
+/* T_CREATE follows its flags like open(2): without O_CREAT it opens an
+ * existing object (ENOENT if there is none), with O_CREAT see create_step. */
 static int op_create(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
                      unsigned int ops_flags)
 {
     const char *path = r->a[0].s.p;
     int flags = (int)r->a[1].d & OPEN_FLAGS_KNOWN;
     mode_t mode = r->a[2].d & 07777;
+    char *owned = NULL;
+    int ret = open_flags_check(flags);
 
-    if ((flags & O_TMPFILE) == O_TMPFILE || (flags & O_PATH)) {
+    if (ret < 0) {
+        return ret;
+    }
+    if (flags & O_PATH) {
         return -EINVAL;
     }
-    /* A new file needs no check, and cannot carry a lease yet.  An existing
-     * one (no O_EXCL) is opened like T_OPEN, lease rules included; if it
-     * vanishes in between, creating is tried again. */
-    for (int i = 0; i < RESOLVE_RETRIES; i++) {
-        int fd = openat2_in_root(ex->root_fd, path, flags | O_CREAT | O_EXCL, mode);
+    if (!(flags & O_CREAT)) {
+        return open_existing(ex, path, flags & ~O_EXCL, ops_flags, rep);
+    }
+    for (int links = 0;; links++) {
+        char *next = NULL;
 
-        if (fd >= 0) {
-            proto_reply_fd(rep, fd);
-            return 0;
+        ret = create_step(ex, path, flags, mode, ops_flags, rep, &next);
+        if (ret != EXPANDED) {
+            break;
         }
-        if (fd != -EEXIST || (flags & O_EXCL)) {
-            return fd;
-        }
-        fd = open_existing(ex, path, flags & ~(O_CREAT | O_EXCL), ops_flags, rep);
-        if (fd != -ENOENT) {
-            return fd;
+        free(owned);
+        owned = next;
+        path = next;
+        if (links == FINAL_LINKS_MAX) {
+            ret = -ELOOP;
+            break;
         }
     }
-    return -ENOENT;
+    free(owned);
+    return ret;
+}
+
+/* What a creating call answers for at's name before it would create
+ * anything (the kernel's filename_create): EEXIST for the root, ".", ".."
+ * and a name in use, ENOENT for a free "name/" (only mkdir takes one), 0 for
+ * a free name. */
+static int name_free(const struct at *at)
+{
+    char name[NAME_MAX + 1];
+    size_t len = strlen(at->name);
+    struct stat st;
+
+    if (at->root || is_dot_or_dotdot(at->name, len)) {
+        return -EEXIST;
+    }
+    if (at->name[len - 1] != '/') {
+        return fstatat(at->dirfd, at->name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST
+               : errno == ENOENT                                           ? 0
+                                                                           : -errno;
+    }
+    /* "name/" (at most NAME_MAX + 1 bytes, see at_parent): never followed */
+    memcpy(name, at->name, len - 1);
+    name[len - 1] = '\0';
+    return fstatat(at->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST
+           : errno == ENOENT                                       ? -ENOENT
+                                                                   : -errno;
 }
 
 static int op_mknod(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
@@ -435,23 +818,45 @@ static int op_mknod(const struct export *ex, const struct proto_req *r, struct p
     struct at at;
     int ret;
 
-    if ((S_ISCHR(mode) || S_ISBLK(mode)) && !ex->allow_devices) {
-        /* Guests share the limiter: refusals are one kind of line however
-         * many guests cause them, and a flood of them says so once. */
-        static struct log_limit refused_log;
-        char path[128];
-
-        log_guest(&refused_log, LOG_LEVEL_WARNING,
-                  "export %s: refused to create device node \"%s\"; start with "
-                  "--allow-devices to allow it",
-                  ex->dir, log_escape(r->a[2].s.p, r->a[2].s.len, path, sizeof(path)));
+    /* mknod(2) checks the type before it looks at the path (may_mknod). */
+    switch (mode & S_IFMT) {
+    case 0:
+    case S_IFREG:
+    case S_IFIFO:
+    case S_IFSOCK:
+    case S_IFCHR:
+    case S_IFBLK:
+        break;
+    case S_IFDIR:
         return -EPERM;
+    default:
+        return -EINVAL;
     }
-    ret = at_resolve_name(ex, r->a[2].s.p, &at, -EEXIST);
-    if (ret == 0) {
+    ret = at_parent(ex, r->a[2].s.p, &at);
+    if (ret < 0) {
+        return ret;
+    }
+    if ((S_ISCHR(mode) || S_ISBLK(mode)) && !ex->allow_devices) {
+        /* Refused where the kernel refuses a caller without CAP_MKNOD:
+         * after the name was found free. */
+        ret = name_free(&at);
+        if (ret == 0) {
+            /* Guests share the limiter: refusals are one kind of line
+             * however many guests cause them, and a flood of them says so
+             * once. */
+            static struct log_limit refused_log;
+            char path[128];
+
+            log_guest(&refused_log, LOG_LEVEL_WARNING,
+                      "export %s: refused to create device node \"%s\"; start with "
+                      "--allow-devices to allow it",
+                      ex->dir, log_escape(r->a[2].s.p, r->a[2].s.len, path, sizeof(path)));
+            ret = -EPERM;
+        }
+    } else {
         ret = ret_errno(mknodat(at.dirfd, at.name, mode, (dev_t)r->a[4].q));
-        at_release(&at);
     }
+    at_release(&at);
     return ret;
 }
 
@@ -459,7 +864,7 @@ static int op_mkdir(const struct export *ex, const struct proto_req *r, struct p
                     unsigned int ops_flags)
 {
     struct at at;
-    int ret = at_resolve_name(ex, r->a[2].s.p, &at, -EEXIST);
+    int ret = at_parent(ex, r->a[2].s.p, &at);
 
     if (ret == 0) {
         ret = ret_errno(mkdirat(at.dirfd, at.name, r->a[3].d & 07777));
@@ -471,53 +876,49 @@ static int op_mkdir(const struct export *ex, const struct proto_req *r, struct p
 static int op_symlink(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
                       unsigned int ops_flags)
 {
+    const char *target = r->a[2].s.p;
     struct at at;
-    int ret = at_resolve_name(ex, r->a[3].s.p, &at, -EEXIST);
+    int ret;
 
+    /* symlink(2) copies the target in before it looks at linkpath. */
+    if (target[0] == '\0') {
+        return -ENOENT;
+    }
+    if (strlen(target) > ONE_CALL_MAX) {
+        return -ENAMETOOLONG;
+    }
+    ret = at_parent(ex, r->a[3].s.p, &at);
     if (ret == 0) {
-        ret = ret_errno(symlinkat(r->a[2].s.p, at.dirfd, at.name));
+        ret = ret_errno(symlinkat(target, at.dirfd, at.name));
         at_release(&at);
     }
     return ret;
 }
 
-typedef int (*two_names_fn)(const struct at *old, const struct at *new);
-
-/* Link and rename name two objects, each as (directory fd, plain name). */
-static int with_two_names(const struct export *ex, const struct proto_req *r, int old_special_err,
-                          int new_special_err, two_names_fn fn)
+/* link(2) looks the old object up (not following a final symlink, unless
+ * named "link/") before it looks at the new name; linkat() then answers
+ * the rest in the kernel's order (EEXIST, EXDEV, EPERM for a directory). */
+static int op_link(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
+                   unsigned int ops_flags)
 {
     struct at old, new;
-    int ret = at_resolve_name(ex, r->a[0].s.p, &old, old_special_err);
+    struct stat st;
+    int ret = at_lookup(ex, r->a[0].s.p, &old);
 
     if (ret < 0) {
         return ret;
     }
-    ret = at_resolve_name(ex, r->a[1].s.p, &new, new_special_err);
+    ret = ret_errno(fstatat(old.dirfd, old.name, &st, AT_SYMLINK_NOFOLLOW));
     if (ret == 0) {
-        ret = fn(&old, &new);
+        ret = at_parent(ex, r->a[1].s.p, &new);
+    }
+    if (ret == 0) {
+        /* flags 0: a symlink oldpath is linked itself, as link(2) does. */
+        ret = ret_errno(linkat(old.dirfd, old.name, new.dirfd, new.name, 0));
         at_release(&new);
     }
     at_release(&old);
     return ret;
-}
-
-static int do_link(const struct at *old, const struct at *new)
-{
-    /* flags 0: a symlink oldpath is linked itself, as link(2) does. */
-    return ret_errno(linkat(old->dirfd, old->name, new->dirfd, new->name, 0));
-}
-
-static int do_rename(const struct at *old, const struct at *new)
-{
-    return ret_errno(renameat(old->dirfd, old->name, new->dirfd, new->name));
-}
-
-static int op_link(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
-                   unsigned int ops_flags)
-{
-    /* A path ending in "." or ".." names a directory: no hard links. */
-    return with_two_names(ex, r, -EPERM, -EEXIST, do_link);
 }
 
 static int op_lstat(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
@@ -525,7 +926,7 @@ static int op_lstat(const struct export *ex, const struct proto_req *r, struct p
 {
     struct stat st;
     struct at at;
-    int ret = at_resolve(ex, r->a[0].s.p, &at);
+    int ret = at_lookup(ex, r->a[0].s.p, &at);
 
     if (ret < 0) {
         return ret;
@@ -550,7 +951,7 @@ static int op_readlink(const struct export *ex, const struct proto_req *r, struc
     if (bufsize <= 1 || bufsize > (int32_t)PROTO_MAX_BODY) {
         return -EINVAL;
     }
-    ret = at_resolve(ex, r->a[0].s.p, &at);
+    ret = at_lookup(ex, r->a[0].s.p, &at);
     if (ret < 0) {
         return ret;
     }
@@ -602,7 +1003,7 @@ static int op_chown(const struct export *ex, const struct proto_req *r, struct p
                     unsigned int ops_flags)
 {
     struct at at;
-    int ret = at_resolve(ex, r->a[0].s.p, &at);
+    int ret = at_lookup(ex, r->a[0].s.p, &at);
 
     if (ret == 0) {
         ret = ret_errno(fchownat(at.dirfd, at.name, (uid_t)r->a[1].d, (gid_t)r->a[2].d,
@@ -670,7 +1071,7 @@ static int op_utime(const struct export *ex, const struct proto_req *r, struct p
         {.tv_sec = (time_t)r->a[3].q, .tv_nsec = (long)r->a[4].q},
     };
     struct at at;
-    int ret = at_resolve(ex, r->a[0].s.p, &at);
+    int ret = at_lookup(ex, r->a[0].s.p, &at);
 
     if (ret == 0) {
         ret = ret_errno(utimensat(at.dirfd, at.name, ts, AT_SYMLINK_NOFOLLOW));
@@ -682,22 +1083,37 @@ static int op_utime(const struct export *ex, const struct proto_req *r, struct p
 static int op_rename(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
                      unsigned int ops_flags)
 {
-    return with_two_names(ex, r, -EBUSY, -EBUSY, do_rename);
+    struct at old, new;
+    int ret = at_parent(ex, r->a[0].s.p, &old);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = at_parent(ex, r->a[1].s.p, &new);
+    if (ret == 0) {
+        /* The root is renamed as "." here: EBUSY, as rename(2) answers
+         * for "/". */
+        ret = ret_errno(renameat(old.dirfd, old.name, new.dirfd, new.name));
+        at_release(&new);
+    }
+    at_release(&old);
+    return ret;
 }
 
 static int op_remove(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
                      unsigned int ops_flags)
 {
     struct at at;
-    int ret = at_resolve_name(ex, r->a[0].s.p, &at, -EBUSY);
+    int ret = at_parent(ex, r->a[0].s.p, &at);
 
     if (ret < 0) {
         return ret;
     }
-    /* remove(3): unlink, and rmdir when it is a directory. */
+    /* remove(3): unlink, and rmdir when it is a directory.  rmdir(2) of the
+     * root is EBUSY (of "." it would be EINVAL). */
     ret = ret_errno(unlinkat(at.dirfd, at.name, 0));
     if (ret == -EISDIR) {
-        ret = ret_errno(unlinkat(at.dirfd, at.name, AT_REMOVEDIR));
+        ret = at.root ? -EBUSY : ret_errno(unlinkat(at.dirfd, at.name, AT_REMOVEDIR));
     }
     at_release(&at);
     return ret;
@@ -709,7 +1125,7 @@ static int op_remove(const struct export *ex, const struct proto_req *r, struct 
 static int xattr_path(const struct export *ex, const char *path, char *buf, size_t size,
                       struct at *at)
 {
-    int ret = at_resolve(ex, path, at);
+    int ret = at_lookup(ex, path, at);
 
     if (ret == 0) {
         ret = proc_path(buf, size, at->dirfd, at->name);
@@ -718,6 +1134,15 @@ static int xattr_path(const struct export *ex, const char *path, char *buf, size
         }
     }
     return ret;
+}
+
+/* The kernel copies an attribute name in before it looks at the path:
+ * empty or over XATTR_NAME_MAX bytes, it is ERANGE. */
+static int xattr_name_check(const char *name)
+{
+    size_t len = strlen(name);
+
+    return len == 0 || len > XATTR_NAME_MAX ? -ERANGE : 0;
 }
 
 /* Sizes for getxattr/listxattr: 0 asks for the needed length; a reply must
@@ -753,6 +1178,10 @@ static int xattr_read(const struct export *ex, const struct proto_req *r, const 
     if (!xattr_size_ok(size)) {
         return -EINVAL;
     }
+    ret = name != NULL ? xattr_name_check(name) : 0;
+    if (ret < 0) {
+        return ret;
+    }
     ret = xattr_path(ex, r->a[1].s.p, path, sizeof(path), &at);
     if (ret < 0) {
         return ret;
@@ -787,6 +1216,14 @@ static int op_lsetxattr(const struct export *ex, const struct proto_req *r, stru
     if (r->a[3].d != r->a[2].s.len) {
         return -EINVAL;
     }
+    /* Then setxattr(2)'s own order: flags, name, before the path. */
+    if (r->a[4].d & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE)) {
+        return -EINVAL;
+    }
+    ret = xattr_name_check(r->a[1].s.p);
+    if (ret < 0) {
+        return ret;
+    }
     ret = xattr_path(ex, r->a[0].s.p, path, sizeof(path), &at);
     if (ret == 0) {
         ret = ret_errno(
@@ -801,8 +1238,11 @@ static int op_lremovexattr(const struct export *ex, const struct proto_req *r,
 {
     char path[PROC_PATH_MAX];
     struct at at;
-    int ret = xattr_path(ex, r->a[0].s.p, path, sizeof(path), &at);
+    int ret = xattr_name_check(r->a[1].s.p);
 
+    if (ret == 0) {
+        ret = xattr_path(ex, r->a[0].s.p, path, sizeof(path), &at);
+    }
     if (ret == 0) {
         ret = ret_errno(lremovexattr(path, r->a[1].s.p));
         at_release(&at);

@@ -170,6 +170,38 @@ static const Step script[] = {
     { "getversion-dir", MAIN, 21, "S", { "//dir" } },
     { "getversion-enoent", MAIN, 21, "S", { "//missing" } },
     { "getversion-chardev", MAIN, 21, "S", { "//null" } },
+    /* Issue 13: the kernel's own answers, as the chrooted reference gets
+     * them (tests/integration/test-exact.c has many more). */
+    { "create-no-creat-missing", MAIN, 3, "sdddd", { "//nocreat" },
+      { O_RDWR, 0644, 0, 0 } },
+    { "create-no-creat-missing-lstat", MAIN, 8, "S", { "//nocreat" } },
+    { "create-no-creat-existing", MAIN, 3, "sdddd", { "//file" },
+      { O_RDONLY, 0644, 0, 0 } },
+    { "create-creat-dir", MAIN, 3, "sdddd", { "//dir" },
+      { O_CREAT | O_RDONLY, 0644, 0, 0 } },
+    { "create-dangling", MAIN, 3, "sdddd", { "//dangle" },
+      { O_CREAT | O_RDWR, 0640, 0, 0 } },
+    { "create-dangling-lstat", MAIN, 8, "S", { "//made" } },
+    { "create-creat-directory-empty", MAIN, 3, "sdddd", { "" },
+      { O_CREAT | O_DIRECTORY, 0644, 0, 0 } },
+    { "open-directory-nofollow-link", MAIN, 2, "Sd", { "//link" },
+      { O_DIRECTORY | O_NOFOLLOW } },
+    { "truncate-negative-missing", MAIN, 13, "Sq", { "//missing/x" }, { -1 } },
+    { "getxattr-empty-name-missing", MAIN, 17, "dSs", { "//missing/x", "" },
+      { 0 }, 0 },
+    { "setxattr-empty-name-missing", MAIN, 19, "Ssbdd",
+      { "//missing/x", "", "x" }, { 1, 1, 0 } },
+    { "mknod-dir-missing", MAIN, 4, "ddsdq", { "//missing/x" },
+      { 0, 0, S_IFDIR | 0755, 0 } },
+    { "symlink-empty-target", MAIN, 6, "ddss", { "", "//file" }, { 0, 0 } },
+    { "link-old-missing-new-notdir", MAIN, 7, "Ss", { "//missing", "//file/x" } },
+    { "remove-dotdot", MAIN, 16, "s", { "//dir/.." } },
+    { "remove-dot", MAIN, 16, "s", { "//dir/." } },
+    { "mkdir-trailing-slash", MAIN, 5, "ddsd", { "//ed/" }, { 0, 0, 0755 } },
+    { "remove-trailing-slash", MAIN, 16, "s", { "//ed/" } },
+    { "remove-trailing-slash-lstat", MAIN, 8, "S", { "//ed" } },
+    { "rename-dir-slash-onto-file", MAIN, 15, "ss", { "//dir/", "//file" } },
+    { "rename-file-slash", MAIN, 15, "ss", { "//file/", "//x" } },
     /* Requests that hang or crash the reference: one process each. */
     { "open-fifo-blocking", "fifo-open", 2, "Sd", { "//fifo" }, { O_RDONLY },
       0, 1000 },
@@ -253,7 +285,7 @@ static void build_tree(const char *root)
 {
     static const char *const order[] = {
         "dir/inner", "full/f", "file", "link", "dlink", "abslink", "fifo",
-        "null", "long", "dir", "full", "",
+        "null", "long", "dangle", "dir", "full", "",
     };
     char *p;
 
@@ -270,6 +302,7 @@ static void build_tree(const char *root)
     vt_symlink("file", P("link"));
     vt_symlink("dir", P("dlink"));
     vt_symlink("/file", P("abslink"));
+    vt_symlink("made", P("dangle"));
     vt_mkfifo(P("fifo"));
     mknod(P("null"), S_IFCHR | 0666, makedev(1, 3));
     {
