@@ -86,7 +86,7 @@ static int raw_connect(const char *sock, int64_t deadline_ms)
         }
         e = errno;
         close(fd);
-        if (e != EAGAIN || iso_now_ms() >= deadline_ms) {
+        if (e != EAGAIN || proc_now_ms() >= deadline_ms) {
             return -e;
         }
         usleep(1000);
@@ -108,7 +108,7 @@ static int send_all(int fd, const uint8_t *buf, size_t len, int64_t deadline_ms)
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             return -errno;
         }
-        if (iso_now_ms() >= deadline_ms) {
+        if (proc_now_ms() >= deadline_ms) {
             return PC_ERR_TIMEOUT;
         }
         {
@@ -133,7 +133,7 @@ static int probe_lstat(int fd, int64_t deadline_ms)
     }
     while (got < sizeof(buf)) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int64_t left = deadline_ms - iso_now_ms();
+        int64_t left = deadline_ms - proc_now_ms();
         ssize_t n;
 
         if (left <= 0) {
@@ -446,7 +446,7 @@ int atk_unread_start(const char *sock, const char *file_wire, int conns, int n_e
                      int timeout_ms, atk_unread **out, char *err)
 {
     struct atk_unread *a = g_new0(struct atk_unread, 1);
-    int64_t deadline = iso_now_ms() + timeout_ms;
+    int64_t deadline = proc_now_ms() + timeout_ms;
     uint8_t frame[PC_MAX_FRAME];
     int len = pc_encode(frame, sizeof(frame), PC_T_OPEN, "Sd", file_wire, (int32_t)O_RDONLY);
     GByteArray *batch = g_byte_array_new();
@@ -478,7 +478,7 @@ int atk_unread_start(const char *sock, const char *file_wire, int conns, int n_e
 
 int atk_unread_drain(atk_unread *a, dev_t dev, ino_t ino, int timeout_ms, char *err)
 {
-    int64_t deadline = iso_now_ms() + timeout_ms;
+    int64_t deadline = proc_now_ms() + timeout_ms;
     pc_reply *r = g_new0(pc_reply, 1);
     int ok = 0;
 
@@ -486,7 +486,7 @@ int atk_unread_drain(atk_unread *a, dev_t dev, ino_t ino, int timeout_ms, char *
         pc_conn *c = a->conns->pdata[i];
 
         for (int k = 0; k < a->n_each; k++) {
-            int64_t left = deadline - iso_now_ms();
+            int64_t left = deadline - proc_now_ms();
             struct stat st;
             int rc;
 
@@ -533,7 +533,7 @@ struct atk_flood {
 static void flood(const char *sock, int n, int timeout_ms, int *keep, int cap, int *served,
                   int *refused)
 {
-    int64_t deadline = iso_now_ms() + timeout_ms;
+    int64_t deadline = proc_now_ms() + timeout_ms;
 
     *served = 0;
     *refused = 0;
@@ -545,7 +545,7 @@ static void flood(const char *sock, int n, int timeout_ms, int *keep, int cap, i
             (*refused)++;
             continue;
         }
-        probe = probe_lstat(fd, MIN(deadline, iso_now_ms() + 2000));
+        probe = probe_lstat(fd, MIN(deadline, proc_now_ms() + 2000));
         if (probe == 1 && *served < cap) {
             keep[(*served)++] = fd;
         } else {
@@ -598,7 +598,7 @@ pid_t atk_flood_as_start(const char *sock, uid_t uid, gid_t gid, int n, int time
     pid_t pid;
     int counts[2] = {-1, -1};
     size_t got = 0;
-    int64_t deadline = iso_now_ms() + timeout_ms + 2000;
+    int64_t deadline = proc_now_ms() + timeout_ms + 2000;
 
     if (n > FLOOD_AS_MAX || pipe2(pfd, O_CLOEXEC) < 0) {
         return -EINVAL;
@@ -631,7 +631,7 @@ pid_t atk_flood_as_start(const char *sock, uid_t uid, gid_t gid, int n, int time
     }
     close(pfd[1]);
     iso_watch_pid(pid);
-    while (got < sizeof(counts) && iso_now_ms() < deadline) {
+    while (got < sizeof(counts) && proc_now_ms() < deadline) {
         struct pollfd p = {.fd = pfd[0], .events = POLLIN};
         ssize_t r;
 
@@ -674,7 +674,7 @@ atk_noread *atk_noread_start(const char *sock, const char *path_wire, int conns,
                              size_t max_bytes, int timeout_ms)
 {
     struct atk_noread *a = g_new0(struct atk_noread, 1);
-    int64_t deadline = iso_now_ms() + timeout_ms;
+    int64_t deadline = proc_now_ms() + timeout_ms;
     uint8_t frame[PC_MAX_FRAME];
     int flen = pc_encode(frame, sizeof(frame), PC_T_LSTAT, "S", path_wire);
     size_t blen = (64 * 1024 / (size_t)flen) * (size_t)flen;
@@ -698,8 +698,8 @@ atk_noread *atk_noread_start(const char *sock, const char *path_wire, int conns,
     p = g_new0(struct pollfd, a->fds->len);
     /* Round-robin until every socket is full (nothing writable for 500 ms,
      * while the daemon reads what it will) or has had max_bytes. */
-    quiet_since = iso_now_ms();
-    while (iso_now_ms() < deadline && iso_now_ms() - quiet_since < 500) {
+    quiet_since = proc_now_ms();
+    while (proc_now_ms() < deadline && proc_now_ms() - quiet_since < 500) {
         nfds_t np = 0;
 
         for (guint i = 0; i < a->fds->len; i++) {
@@ -728,7 +728,7 @@ atk_noread *atk_noread_start(const char *sock, const char *path_wire, int conns,
                     if (n > 0) {
                         sent[i] += (size_t)n;
                         a->bytes += (uint64_t)n;
-                        quiet_since = iso_now_ms();
+                        quiet_since = proc_now_ms();
                     } else if (n < 0 && errno != EAGAIN) {
                         sent[i] = max_bytes; /* closed on us */
                     }
@@ -754,7 +754,7 @@ uint64_t atk_noread_bytes(const atk_noread *a)
 
 int atk_noread_wait_closed(atk_noread *a, int timeout_ms)
 {
-    int64_t deadline = iso_now_ms() + timeout_ms;
+    int64_t deadline = proc_now_ms() + timeout_ms;
     guint n = a->fds->len;
     struct pollfd *p = g_new0(struct pollfd, n);
     int count = 0;
@@ -772,7 +772,7 @@ int atk_noread_wait_closed(atk_noread *a, int timeout_ms)
         for (guint i = 0; i < n; i++) {
             count += (p[i].revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
         }
-        if (count == (int)n || iso_now_ms() >= deadline) {
+        if (count == (int)n || proc_now_ms() >= deadline) {
             break;
         }
         usleep(50000);
@@ -909,7 +909,7 @@ atk_pipe *atk_pipe_start(const char *sock, const char *path_wire, int conns)
         struct pipe_conn *pc = &a->c[i];
 
         pc->a = a;
-        pc->fd = raw_connect(sock, iso_now_ms() + REQUEST_TIMEOUT_MS);
+        pc->fd = raw_connect(sock, proc_now_ms() + REQUEST_TIMEOUT_MS);
         a->n++;
         if (pc->fd < 0) {
             pc->counts.failed++;
@@ -1012,7 +1012,7 @@ int atk_hangfs_mount(const char *hangfs_bin, const char *mnt, pid_t *pid, char *
     *pid = p;
     iso_watch_pid(p);
     iso_watch_mount(mnt);
-    for (int64_t end = iso_now_ms() + 5000; iso_now_ms() < end; usleep(10000)) {
+    for (int64_t end = proc_now_ms() + 5000; proc_now_ms() < end; usleep(10000)) {
         int st;
 
         if (atk_is_mount(mnt)) {
@@ -1042,11 +1042,11 @@ int atk_hangfs_unmount(const char *mnt, pid_t pid, char *err)
     if (pid > 0) {
         kill(pid, SIGUSR1);
         kill(pid, SIGTERM);
-        for (int64_t end = iso_now_ms() + 3000;; usleep(10000)) {
+        for (int64_t end = proc_now_ms() + 3000;; usleep(10000)) {
             if (waitpid(pid, NULL, WNOHANG) == pid) {
                 break;
             }
-            if (iso_now_ms() >= end) {
+            if (proc_now_ms() >= end) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);
                 rc = errf(err, -ETIMEDOUT, "hangfs ignored SIGTERM for 3 s: killed");
@@ -1159,7 +1159,7 @@ out:
 
 int atk_mknod_flood(pc_conn *c, const char *prefix_wire, int n, int timeout_ms, char *err)
 {
-    int64_t deadline = iso_now_ms() + timeout_ms;
+    int64_t deadline = proc_now_ms() + timeout_ms;
     uint8_t *buf = g_malloc((size_t)MKNOD_BATCH * 256);
     pc_reply *r = g_new0(pc_reply, 1);
     int eperm = 0, rc = 0;
@@ -1177,7 +1177,7 @@ int atk_mknod_flood(pc_conn *c, const char *prefix_wire, int n, int timeout_ms, 
         }
         rc = send_all(pc_conn_fd(c), buf, len, deadline);
         for (int i = 0; i < batch && rc == 0; i++) {
-            int64_t left = deadline - iso_now_ms();
+            int64_t left = deadline - proc_now_ms();
 
             pc_conn_set_timeout(c, left > 0 ? (int)left : 0);
             rc = pc_recv(c, PC_KIND_STATUS, r);

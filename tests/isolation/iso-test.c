@@ -61,9 +61,9 @@ static void *sampler_main(void *arg)
         /* Once the daemon is gone the probes return -1 (the test has
          * failed by then: iso_check_alive says so). */
         if (pid > 0) {
-            raise_peak_int(&f->peak_fds, iso_count_fds(pid));
-            raise_peak_int(&f->peak_threads, iso_count_threads(pid));
-            rss = iso_rss_kb(pid);
+            raise_peak_int(&f->peak_fds, proc_count_fds(pid));
+            raise_peak_int(&f->peak_threads, proc_count_threads(pid));
+            rss = proc_rss_kb(pid);
             cur = atomic_load(&f->peak_rss_kb);
             while (rss > cur && !atomic_compare_exchange_weak(&f->peak_rss_kb, &cur, rss)) {
             }
@@ -124,15 +124,15 @@ bool iso_setup(iso_fixture *f, const char *name, const iso_config *cfg, int32_t 
      * before the counts the test compares with are taken. */
     usleep(300000);
     f->pid = f->d->pid;
-    f->fds0 = iso_count_fds(f->d->pid);
-    f->threads0 = iso_count_threads(f->d->pid);
-    f->rss0_kb = iso_rss_kb(f->d->pid);
+    f->fds0 = proc_count_fds(f->d->pid);
+    f->threads0 = proc_count_threads(f->d->pid);
+    f->rss0_kb = proc_rss_kb(f->d->pid);
     g_test_message("daemon pid %d before the attack: %d fds, %d threads, RSS %ld KiB",
                    (int)f->d->pid, f->fds0, f->threads0, f->rss0_kb);
     for (int i = 0; i < 2; i++) {
         victim_reset(f->v[i]);
     }
-    f->window_start_ms = iso_now_ms();
+    f->window_start_ms = proc_now_ms();
     iso_peaks_reset(f);
     pthread_create(&f->sampler, NULL, sampler_main, f);
     return true;
@@ -141,12 +141,12 @@ bool iso_setup(iso_fixture *f, const char *name, const iso_config *cfg, int32_t 
 void iso_check_victims(iso_fixture *f, const char *phase, victim_stats *out)
 {
     int64_t bound = iso_latency_bound_us();
-    int64_t left = f->window_start_ms + ISO_MIN_WINDOW_MS - iso_now_ms();
+    int64_t left = f->window_start_ms + ISO_MIN_WINDOW_MS - proc_now_ms();
 
     if (left > 0) {
         usleep((useconds_t)left * 1000);
     }
-    f->window_start_ms = iso_now_ms();
+    f->window_start_ms = proc_now_ms();
     for (int i = 0; i < 2; i++) {
         victim_stats st;
         char line[600];
@@ -192,7 +192,7 @@ void iso_check_fds_back(iso_fixture *f, int timeout_ms)
     if (f->d->pid <= 0) {
         return;
     }
-    n = iso_wait_fds(f->d->pid, f->fds0 + ISO_FD_SLACK, timeout_ms);
+    n = proc_wait_fds(f->d->pid, f->fds0 + ISO_FD_SLACK, timeout_ms);
     g_test_message("daemon fds after the attacker left: %d (before the attack %d, slack %d)", n,
                    f->fds0, ISO_FD_SLACK);
     iso_check(n <= f->fds0 + ISO_FD_SLACK,

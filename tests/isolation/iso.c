@@ -32,11 +32,6 @@ int64_t iso_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t iso_now_ms(void)
-{
-    return iso_now_us() / 1000;
-}
-
 static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -159,7 +154,7 @@ int iso_daemon_start(const char *name, const iso_config *cfg, iso_daemon **out, 
         return errf(err, errlen, -errno, "fork: %s", strerror(errno));
     }
     iso_watch_pid(d->pid);
-    for (int64_t end = iso_now_ms() + 10000; iso_now_ms() < end; usleep(5000)) {
+    for (int64_t end = proc_now_ms() + 10000; proc_now_ms() < end; usleep(5000)) {
         struct stat st;
         int status = 0;
 
@@ -201,13 +196,13 @@ int iso_daemon_stop(iso_daemon *d, int timeout_ms)
         return 0;
     }
     kill(d->pid, SIGTERM);
-    for (int64_t end = iso_now_ms() + timeout_ms;; usleep(5000)) {
+    for (int64_t end = proc_now_ms() + timeout_ms;; usleep(5000)) {
         pid_t r = waitpid(d->pid, &st, WNOHANG);
 
         if (r == d->pid || (r < 0 && errno == ECHILD)) {
             break;
         }
-        if (iso_now_ms() >= end) {
+        if (proc_now_ms() >= end) {
             kill(d->pid, SIGKILL);
             waitpid(d->pid, NULL, 0);
             st = -ETIMEDOUT;
@@ -252,59 +247,6 @@ char *iso_host(const iso_daemon *d, int export_idx, const char *rel)
         rel++;
     }
     return g_build_filename(d->dir[export_idx], rel, NULL);
-}
-
-int iso_count_fds(pid_t pid)
-{
-    char path[64];
-    DIR *dir;
-    int n = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    dir = opendir(path);
-    if (dir == NULL) {
-        return -1;
-    }
-    for (struct dirent *de; (de = readdir(dir)) != NULL;) {
-        n += de->d_name[0] != '.';
-    }
-    closedir(dir);
-    return n;
-}
-
-static long status_field(pid_t pid, const char *field)
-{
-    char path[64], *text = NULL, *p;
-    long v = -1;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if (g_file_get_contents(path, &text, NULL, NULL) && (p = strstr(text, field)) != NULL) {
-        v = strtol(p + strlen(field), NULL, 10);
-    }
-    g_free(text);
-    return v;
-}
-
-int iso_count_threads(pid_t pid)
-{
-    return (int)status_field(pid, "\nThreads:");
-}
-
-long iso_rss_kb(pid_t pid)
-{
-    return status_field(pid, "\nVmRSS:");
-}
-
-int iso_wait_fds(pid_t pid, int want, int timeout_ms)
-{
-    int n;
-
-    for (int64_t end = iso_now_ms() + timeout_ms;; usleep(10000)) {
-        n = iso_count_fds(pid);
-        if (n <= want || iso_now_ms() >= end) {
-            return n;
-        }
-    }
 }
 
 char *iso_log_text(const iso_daemon *d, size_t *len)

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "procinfo.h" /* the /proc probes: proc_count_fds and the like */
+
 enum { ISO_A = 0, ISO_B = 1 };
 
 typedef struct iso_daemon {
@@ -36,7 +38,6 @@ typedef struct iso_config {
 } iso_config;
 
 int64_t iso_now_us(void);
-int64_t iso_now_ms(void);
 
 /* Makes the workdir with both exports, writes the configuration, starts
  * `virtfs-proxyd -n -c CONF --threads N --log-level L [args]` (binary from
@@ -58,11 +59,6 @@ void iso_daemon_free(iso_daemon *d, bool keep_log);
 char *iso_host(const iso_daemon *d, int export_idx, const char *rel);
 
 /* /proc probes; -1 when the process is gone. */
-int iso_count_fds(pid_t pid);
-int iso_count_threads(pid_t pid);
-long iso_rss_kb(pid_t pid);
-/* Polls until the fd count is <= want; returns the last count seen. */
-int iso_wait_fds(pid_t pid, int want, int timeout_ms);
 
 /* The daemon's log: whole text (g_free; *len its size), and its size alone. */
 char *iso_log_text(const iso_daemon *d, size_t *len);

@@ -47,7 +47,7 @@ typedef int (*attack_fn)(row_ctx *r);
 
 static void sleep_until_end(const row_ctx *r)
 {
-    int64_t left = r->end_ms - iso_now_ms();
+    int64_t left = r->end_ms - proc_now_ms();
 
     if (left > 0) {
         usleep((useconds_t)left * 1000);
@@ -113,7 +113,7 @@ static int run_unread(row_ctx *r)
     atk_unread_start(r->d->sock[ISO_A], "//hoard", 1, 5000, 5000, &unread_pending, err);
     sleep_until_end(r);
     snprintf(r->note, sizeof(r->note), "5000 T_OPEN never read; daemon fds %d",
-             iso_count_fds(r->d->pid));
+             proc_count_fds(r->d->pid));
     return 0;
 }
 
@@ -132,7 +132,7 @@ static int run_noread(row_ctx *r)
     sleep_until_end(r);
     snprintf(r->note, sizeof(r->note), "200 conns, %llu KiB of lstat unread; RSS %ld KiB",
              (unsigned long long)atk_noread_bytes(noread_pending) / 1024,
-             iso_rss_kb(r->d->pid));
+             proc_rss_kb(r->d->pid));
     return 0;
 }
 
@@ -168,7 +168,7 @@ static int run_hangfs(row_ctx *r)
     }
     sleep_until_end(r);
     snprintf(r->note, sizeof(r->note), "4 lstat stuck in a FUSE fs; daemon threads %d",
-             iso_count_threads(r->d->pid));
+             proc_count_threads(r->d->pid));
     return 0;
 }
 
@@ -176,7 +176,7 @@ static int run_garbage(row_ctx *r)
 {
     int rounds = 0;
 
-    while (iso_now_ms() < r->end_ms) {
+    while (proc_now_ms() < r->end_ms) {
         atk_garbage(r->d->sock[ISO_A], 2000, NULL);
         rounds++;
     }
@@ -190,7 +190,7 @@ static int run_logflood(row_ctx *r)
     int n = 0;
 
     if (pc_connect(r->d->sock[ISO_A], 3000, &c) == 0) {
-        while (iso_now_ms() < r->end_ms) {
+        while (proc_now_ms() < r->end_ms) {
             int rc = atk_mknod_flood(c, "//flood", 500, 10000, NULL);
 
             if (rc < 0) {
@@ -296,7 +296,7 @@ static int run_row(size_t i, double duration, const char *hangfs, row_result *ou
     usleep(300000);
     victim_reset(v[0]);
     victim_reset(v[1]);
-    r.end_ms = iso_now_ms() + (int64_t)(duration * 1000);
+    r.end_ms = proc_now_ms() + (int64_t)(duration * 1000);
     attacks[i].fn(&r);
     victim_snapshot(v[0], &out->st);
     {

@@ -68,7 +68,7 @@ static void test_stuck_threads(void)
         return;
     }
     /* The mount happened after the baseline: count it in. */
-    f.fds0 = iso_count_fds(f.d->pid);
+    f.fds0 = proc_count_fds(f.d->pid);
 
     for (int i = 0; i < HANGERS; i++) {
         char path[32];
@@ -109,7 +109,7 @@ static void test_stuck_threads(void)
     iso_check_threads(&f, HANGERS + 4, "4 threads stuck in the filesystem, spares, a watchdog");
     iso_peaks_reset(&f);
     usleep(2000000);
-    threads_after = iso_count_threads(f.d->pid);
+    threads_after = proc_count_threads(f.d->pid);
     g_test_message("daemon threads 2 s after the release: %d (before the attack %d)",
                    threads_after, f.threads0);
     iso_check(threads_after <= f.threads0 + HANGERS + 4,

@@ -20,14 +20,6 @@
 #include "harness.h"
 #include "stress-util.h"
 
-int64_t st_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void st_init(int *argc, char ***argv)
 {
     vt_init(argc, argv); /* TAP, non-fatal assertions: as the integration tests */
@@ -143,7 +135,7 @@ st_daemon *st_daemon_start(const char *name, const char *const *extra)
         _exit(127);
     }
     g_ptr_array_free(argv, TRUE);
-    for (int64_t end = st_now_ms() + 10000; st_now_ms() < end; usleep(5000)) {
+    for (int64_t end = proc_now_ms() + 10000; proc_now_ms() < end; usleep(5000)) {
         struct stat st;
         int status;
 
@@ -179,12 +171,12 @@ char *st_daemon_log(const st_daemon *d)
 
 bool st_log_wait(const st_daemon *d, const char *needle, int timeout_ms)
 {
-    for (int64_t end = st_now_ms() + timeout_ms;; usleep(10000)) {
+    for (int64_t end = proc_now_ms() + timeout_ms;; usleep(10000)) {
         char *log = st_daemon_log(d);
         bool found = strstr(log, needle) != NULL;
 
         g_free(log);
-        if (found || st_now_ms() >= end) {
+        if (found || proc_now_ms() >= end) {
             return found;
         }
     }
@@ -236,11 +228,11 @@ void st_daemon_stop(st_daemon *d)
     }
     if (d->pid > 0) {
         kill(d->pid, SIGTERM);
-        for (int64_t end = st_now_ms() + 30000;; usleep(5000)) {
+        for (int64_t end = proc_now_ms() + 30000;; usleep(5000)) {
             if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
                 break;
             }
-            if (st_now_ms() >= end) {
+            if (proc_now_ms() >= end) {
                 g_test_message("daemon ignored SIGTERM for 30 s; killed");
                 kill(d->pid, SIGKILL);
                 waitpid(d->pid, &status, 0);
@@ -269,49 +261,6 @@ void st_daemon_stop(st_daemon *d)
     g_free(d->sock);
     g_free(d->log);
     g_free(d);
-}
-
-int st_count_fds(pid_t pid)
-{
-    char path[64];
-    DIR *dir;
-    int n = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    dir = opendir(path);
-    if (dir == NULL) {
-        return -1;
-    }
-    for (struct dirent *de; (de = readdir(dir)) != NULL;) {
-        n += de->d_name[0] != '.';
-    }
-    closedir(dir);
-    return n;
-}
-
-long st_rss_kb(pid_t pid)
-{
-    char path[64], *text = NULL, *p;
-    long kb = -1;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if (g_file_get_contents(path, &text, NULL, NULL) && (p = strstr(text, "VmRSS:")) != NULL) {
-        kb = strtol(p + 6, NULL, 10);
-    }
-    g_free(text);
-    return kb;
-}
-
-int st_wait_fds(pid_t pid, int want, int timeout_ms)
-{
-    int n;
-
-    for (int64_t end = st_now_ms() + timeout_ms;; usleep(10000)) {
-        n = st_count_fds(pid);
-        if (n <= want || st_now_ms() >= end) {
-            return n;
-        }
-    }
 }
 
 pc_conn *st_connect(st_daemon *d)

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "pclient.h"
+#include "procinfo.h"
 
 typedef struct st_daemon {
     char *workdir;    /* /tmp/vpd-stress.XXXXXX */
@@ -36,10 +37,6 @@ void st_daemon_check(st_daemon *d);
 char *st_daemon_log(const st_daemon *d);
 /* Polls the log for a line containing needle; true if seen in timeout_ms. */
 bool st_log_wait(const st_daemon *d, const char *needle, int timeout_ms);
-int st_count_fds(pid_t pid);
-long st_rss_kb(pid_t pid);
-/* Polls until the daemon holds at most want fds; returns the last count. */
-int st_wait_fds(pid_t pid, int want, int timeout_ms);
 
 pc_conn *st_connect(st_daemon *d);
 /* Raise RLIMIT_NOFILE of this process to at least n. */
@@ -47,7 +44,6 @@ void st_raise_nofile(unsigned long n);
 /* dir/rel; owned by the library and kept until the program exits. */
 const char *st_path(const char *dir, const char *rel);
 void st_write(const char *path, const char *content);
-int64_t st_now_ms(void);
 
 #define st_check(cond, ...)                                                                        \
     do {                                                                                           \

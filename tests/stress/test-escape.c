@@ -44,7 +44,7 @@ static void *attacker_main(void *arg)
     int dirfd = open(daemon_->export_dir, O_PATH | O_DIRECTORY);
     const char *alt[] = {"a.root", "a.out"};
 
-    for (unsigned i = 0; st_now_ms() < deadline; i++) {
+    for (unsigned i = 0; proc_now_ms() < deadline; i++) {
         /* "a" is always something: a directory, or a symlink out. */
         if (syscall(SYS_renameat2, dirfd, "a", dirfd, alt[i % 2], RENAME_EXCHANGE) == 0) {
             atomic_fetch_add(&n_swaps, 1);
@@ -95,7 +95,7 @@ static void *client_main(void *arg)
         return NULL;
     }
     pc_conn_set_timeout(c, 10000);
-    for (unsigned k = 0; st_now_ms() < deadline; k++) {
+    for (unsigned k = 0; proc_now_ms() < deadline; k++) {
         int fd = -1;
 
         switch (k % 14) {
@@ -255,7 +255,7 @@ static void test_escape(void)
     symlink("/", st_path(daemon_->export_dir, "a.root"));
     symlink(daemon_->outside, st_path(daemon_->export_dir, "a.out"));
 
-    deadline = st_now_ms() + seconds * 1000;
+    deadline = proc_now_ms() + seconds * 1000;
     pthread_create(&attacker, NULL, attacker_main, NULL);
     for (int i = 0; i < NCLIENTS; i++) {
         pthread_create(&clients[i], NULL, client_main, (void *)(intptr_t)i);

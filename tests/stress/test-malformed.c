@@ -138,7 +138,7 @@ static void expect_einval(pc_conn *c, const uint8_t *frame, size_t len, pc_kind 
 
 static void check_fds_back(const char *what)
 {
-    int n = st_wait_fds(daemon_->pid, baseline_fds, 5000);
+    int n = proc_wait_fds(daemon_->pid, baseline_fds, 5000);
 
     st_check(n <= baseline_fds, "%s: daemon holds %d fds, baseline %d", what, n, baseline_fds);
 }
@@ -353,13 +353,13 @@ static void test_frame_timeout(void)
     st_check(pc_lstat(idle, "/", &st) == 0, "idle connection works");
     hdr(f, 8, 4);
     memcpy(f + 8, "\x02\x00", 2);
-    t0 = st_now_ms();
+    t0 = proc_now_ms();
     pc_send_raw(half, f, 10); /* then silence */
     rc = pc_expect_eof(half, 5000);
     st_check(rc == 0, "half frame not closed within 5 s (--frame-timeout 1): %s",
              pc_strerror(rc));
-    st_check(st_now_ms() - t0 >= 900, "closed after %ld ms, before the timeout",
-             (long)(st_now_ms() - t0));
+    st_check(proc_now_ms() - t0 >= 900, "closed after %ld ms, before the timeout",
+             (long)(proc_now_ms() - t0));
     expect_log("frame still incomplete", pidstr);
     /* The idle one, silent for 3 frame timeouts, is still served. */
     sleep(3);
@@ -621,7 +621,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 500 && atomic_load(&witness_ok) == 0; i++) {
         usleep(10000);
     }
-    baseline_fds = st_count_fds(daemon_->pid); /* the witness's connection included */
+    baseline_fds = proc_count_fds(daemon_->pid); /* the witness's connection included */
     g_test_add_func("/malformed/framing-errors-close", test_framing);
     g_test_add_func("/malformed/truncated-header", test_truncated_header);
     g_test_add_func("/malformed/bad-strings", test_bad_strings);

@@ -51,9 +51,9 @@ static void bad(int id, const char *what, int rc)
 
 #define EXPECT(id, expr, want, what)                                                               \
     do {                                                                                           \
-        int64_t t0_ = st_now_ms();                                                                 \
+        int64_t t0_ = proc_now_ms();                                                                 \
         int rc_ = (expr);                                                                          \
-        int64_t dt_ = st_now_ms() - t0_;                                                           \
+        int64_t dt_ = proc_now_ms() - t0_;                                                           \
         long m_ = atomic_load(&max_latency_ms);                                                    \
         while (dt_ > m_ && !atomic_compare_exchange_weak(&max_latency_ms, &m_, dt_)) {             \
         }                                                                                          \
@@ -166,7 +166,7 @@ static void *client_main(void *arg)
     pc_conn *c = NULL;
     unsigned seed = (unsigned)id;
 
-    for (int k = 0; st_now_ms() < deadline; k++) {
+    for (int k = 0; proc_now_ms() < deadline; k++) {
         bool ok = true;
 
         if (c == NULL) {
@@ -261,11 +261,11 @@ static void test_stress(void)
         return;
     }
     prepare_export();
-    baseline = st_count_fds(daemon_->pid);
-    rss0 = st_rss_kb(daemon_->pid);
+    baseline = proc_count_fds(daemon_->pid);
+    rss0 = proc_rss_kb(daemon_->pid);
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    t0 = st_now_ms();
+    t0 = proc_now_ms();
     deadline = t0 + seconds * 1000;
     for (int i = 0; i < nconns; i++) {
         if (pthread_create(&tids[i], &attr, client_main, (void *)(intptr_t)i) != 0) {
@@ -276,8 +276,8 @@ static void test_stress(void)
         }
     }
     /* Sample the daemon while the clients work. */
-    while (atomic_load(&threads_done) < nconns && st_now_ms() < deadline + 120000) {
-        long rss = st_rss_kb(daemon_->pid);
+    while (atomic_load(&threads_done) < nconns && proc_now_ms() < deadline + 120000) {
+        long rss = proc_rss_kb(daemon_->pid);
 
         if (rss > atomic_load(&peak_rss_kb)) {
             atomic_store(&peak_rss_kb, rss);
@@ -287,17 +287,17 @@ static void test_stress(void)
     for (int i = 0; i < nconns; i++) {
         pthread_join(tids[i], NULL);
     }
-    after = st_wait_fds(daemon_->pid, baseline, 10000);
+    after = proc_wait_fds(daemon_->pid, baseline, 10000);
     g_test_message("%d clients, %ld connections, %ld requests in %.1f s; %ld bad; max ping-pong "
                    "latency %ld ms; daemon RSS %ld KB at start, peak %ld KB; fds %d before, %d "
                    "after",
                    nconns, atomic_load(&n_conns), atomic_load(&n_requests),
-                   (double)(st_now_ms() - t0) / 1000, atomic_load(&n_bad),
+                   (double)(proc_now_ms() - t0) / 1000, atomic_load(&n_bad),
                    atomic_load(&max_latency_ms), rss0, atomic_load(&peak_rss_kb), baseline, after);
     printf("# stress: %d clients, %ld connections, %ld requests, %.1f s, peak RSS %ld KB, fds "
            "%d -> %d, max latency %ld ms\n",
            nconns, atomic_load(&n_conns), atomic_load(&n_requests),
-           (double)(st_now_ms() - t0) / 1000, atomic_load(&peak_rss_kb), baseline, after,
+           (double)(proc_now_ms() - t0) / 1000, atomic_load(&peak_rss_kb), baseline, after,
            atomic_load(&max_latency_ms));
     st_check(atomic_load(&n_bad) == 0, "%ld wrong or missing replies", atomic_load(&n_bad));
     st_check(atomic_load(&max_latency_ms) <= latency_bound,
