@@ -101,7 +101,7 @@ if [[ $kind == asan || $kind == all ]]; then
 fi
 if [[ $kind == tsan || $kind == all ]]; then
     run_kind tsan "-fsanitize=thread -g -O1" \
-        "tests/unit/test-lanes tests/integration/test-conn tests/integration/test-ops tests/integration/test-lifecycle tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape"
+        "tests/unit/test-lanes tests/integration/test-conn tests/integration/test-ops tests/integration/test-lifecycle tests/integration/test-upgrade tests/stress/test-malformed tests/stress/test-stress tests/stress/test-escape tests/isolation/test-hangfs tests/isolation/test-lease tests/isolation/test-fds tests/isolation/test-fair"
 fi
 
 if [[ $kind == fuzz || $kind == all ]]; then

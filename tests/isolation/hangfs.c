@@ -20,6 +20,7 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,16 @@
 #define HANG_SIZE 4242
 #define HANG_MAX_S 120
 
-static volatile sig_atomic_t released;
+/* Set by a signal, read by FUSE's worker threads: a lock-free atomic is
+ * both async-signal-safe and race-free. */
+static atomic_int released;
 
 static void on_release(int sig)
 {
-    released = 1;
+    int saved = errno;
+
+    atomic_store(&released, 1);
+    errno = saved;
 }
 
 static int is_hang(const char *path)
@@ -54,7 +60,7 @@ static void maybe_hang(const char *path)
     if (!is_hang(path)) {
         return;
     }
-    for (int i = 0; i < HANG_MAX_S * 100 && !released; i++) {
+    for (int i = 0; i < HANG_MAX_S * 100 && !atomic_load(&released); i++) {
         if (se != NULL && fuse_session_exited(se)) {
             return;
         }
