@@ -60,6 +60,11 @@ void log_set_level(enum log_level level)
     atomic_store(&log_threshold, (int)level);
 }
 
+enum log_level log_get_level(void)
+{
+    return (enum log_level)atomic_load(&log_threshold);
+}
+
 bool log_enabled(enum log_level level)
 {
     return (int)level <= atomic_load(&log_threshold);

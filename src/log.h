@@ -20,6 +20,7 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 int log_parse_level(const char *name, enum log_level *level);
 void log_setup(bool use_syslog, enum log_level level);
 void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
