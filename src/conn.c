@@ -106,6 +106,9 @@ struct conn {
     struct stats_conn st; /* counters for the control socket (stats.h) */
 };
 
+/* The journal fields of a line about connection c (log.h). */
+#define CONN_LOG_CTX(c) (&(struct log_ctx){.export = (c)->st.export_name, .peer_pid = (c)->peer_pid})
+
 /* Lines about connections coming and going, and why one was closed: a peer
  * that connects in a loop must not flood the log. */
 static struct log_limit churn_log, fail_log;
@@ -137,8 +140,9 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    log_guest(&fail_log, LOG_LEVEL_WARNING, "peer pid %d uid %u: %s; closing the connection",
-              (int)c->peer_pid, (unsigned)c->peer_uid, why);
+    log_guest_ctx(&fail_log, LOG_LEVEL_WARNING, CONN_LOG_CTX(c),
+                  "peer pid %d uid %u: %s; closing the connection", (int)c->peer_pid,
+                  (unsigned)c->peer_uid, why);
     c->failed = true;
 }
 
@@ -207,8 +211,9 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
     c->reading = true;
     stats_conn_open(&c->st, ex, peer->pid, peer->uid);
     worker_conn_added(w, c);
-    log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d uid %u connected to export %s",
-              (int)peer->pid, (unsigned)peer->uid, ex->dir);
+    log_guest_ctx(&churn_log, LOG_LEVEL_INFO, CONN_LOG_CTX(c),
+                  "peer pid %d uid %u connected to export %s", (int)peer->pid,
+                  (unsigned)peer->uid, ex->dir);
     return c;
 }
 
@@ -525,9 +530,13 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
 static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
     struct proto_reply *rep = conn_w(c)->rep;
+    struct log_ctx ctx = {.export = c->st.export_name, .peer_pid = c->peer_pid,
+                          .request = proto_type_name(type)};
 
     stats_request_begin(&c->st, PROTO_HDR_SZ + size);
+    log_request_enter(&ctx); /* the lines it causes carry these fields */
     conn_run(c, type, body, size);
+    log_request_leave();
     if (!c->lane_busy) {
         stats_request_end(&c->st, type, rep->buf, rep->len);
     }
@@ -599,8 +608,9 @@ static void conn_free(struct conn *c)
                       "peer pid %d: %lu malformed requests in all, %u log lines suppressed",
                       (int)c->peer_pid, c->malformed, quiet);
         }
-        log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d disconnected after %lu requests",
-                  (int)c->peer_pid, c->requests);
+        log_guest_ctx(&churn_log, LOG_LEVEL_INFO, CONN_LOG_CTX(c),
+                      "peer pid %d disconnected after %lu requests", (int)c->peer_pid,
+                      c->requests);
         conn_free_events(c);
         close(c->fd);
         c->fd = -1;

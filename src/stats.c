@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "ops.h"
 #include "stats.h"
 
@@ -283,6 +284,17 @@ void stats_request_end_slow(struct stats_conn *sc, uint32_t type, const uint8_t 
     atomic_store_explicit(&sc->last_ns, now, memory_order_relaxed);
     if (err != 0) {
         add(&sc->errors, 1);
+    }
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        struct log_ctx ctx = {.export = sc->export_name, .peer_pid = sc->peer_pid,
+                              .request = proto_type_name(type), .err = err};
+
+        log_ctx_msg(LOG_LEVEL_DEBUG, &ctx, "peer pid %d: %s answered %s in %.1f us",
+                    (int)sc->peer_pid, proto_type_name(type),
+                    err == 0 ? "success"
+                    : strerrorname_np(err) != NULL ? strerrorname_np(err)
+                                                   : "an error",
+                    (double)ns / 1e3);
     }
     if (type >= T_NTYPES || !sc->listed || (s = shard_get()) == NULL ||
         (b = block_get(s, sc->export_id)) == NULL) {
