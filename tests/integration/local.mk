@@ -15,7 +15,8 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-reload \
 	tests/integration/test-upgrade \
 	tests/integration/test-limits \
-	tests/integration/test-sockdir
+	tests/integration/test-sockdir \
+	tests/integration/test-control
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -69,3 +70,8 @@ tests_integration_test_sockdir_SOURCES = tests/integration/test-sockdir.c
 tests_integration_test_sockdir_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_sockdir_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_sockdir_LDADD = $(VT_LDADD)
+
+tests_integration_test_control_SOURCES = tests/integration/test-control.c
+tests_integration_test_control_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_control_CFLAGS = $(VT_CFLAGS) $(JSON_GLIB_CFLAGS)
+tests_integration_test_control_LDADD = $(VT_LDADD) $(JSON_GLIB_LIBS)
