@@ -144,6 +144,36 @@ int sdactivate_take(const char *name, const char *want_path)
     return -1;
 }
 
+/* The complaint about a socket systemd passed without an export's name. */
+static bool unnamed(const struct passed *p)
+{
+    return p->name[0] == '\0' || strcmp(p->name, "unknown") == 0 ||
+           g_str_has_suffix(p->name, ".socket");
+}
+
+int sdactivate_check_path(const char *name, const char *path)
+{
+    for (size_t i = 0; i < npassed; i++) {
+        const struct passed *p = &passed[i];
+
+        if (p->fd < 0 || strcmp(p->path, path) != 0) {
+            continue;
+        }
+        if (unnamed(p)) {
+            log_error("socket activation: systemd passed the socket %s without an export's name "
+                      "(FileDescriptorName=%s): set FileDescriptorName=%s in its .socket unit",
+                      path, p->name[0] != '\0' ? p->name : "(none)", name);
+        } else {
+            log_error("socket activation: systemd passed the socket %s named '%s', but it is "
+                      "the socket of [export %s]: set FileDescriptorName=%s in its .socket "
+                      "unit, or give the export another socket",
+                      path, p->name, name, name);
+        }
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int sdactivate_finish(const char *config)
 {
     int ret = 0;
@@ -154,8 +184,7 @@ int sdactivate_finish(const char *config)
         if (p->fd < 0) {
             continue;
         }
-        if (p->name[0] == '\0' || strcmp(p->name, "unknown") == 0 ||
-            g_str_has_suffix(p->name, ".socket")) {
+        if (unnamed(p)) {
             log_error("socket activation: systemd passed the socket %s without an export's "
                       "name (FileDescriptorName=%s): set FileDescriptorName= in its .socket "
                       "unit to the NAME of its [export NAME] in %s",

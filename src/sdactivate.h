@@ -29,6 +29,10 @@ size_t sdactivate_fds(const int **fds);
  * then on.  If it is bound to another path than want_path, logs why and
  * returns -EINVAL (and keeps it). */
 int sdactivate_take(const char *name, const char *want_path);
+/* An export called name whose socket is path, for which no descriptor is
+ * named: if systemd passed one bound to path under another name (or none),
+ * logs what to change and returns -EINVAL; else 0. */
+int sdactivate_check_path(const char *name, const char *path);
 /* After the exports are set up: any descriptor no export took is an error
  * (logged, one line each, naming it and what to change); closes them.
  * Returns 0 or -EINVAL. */

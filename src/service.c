@@ -110,6 +110,8 @@ static int plan(const struct settings *set, GArray *changes)
                 c.new_listener = sd_fd < 0 ? NULL
                                            : listener_from_systemd(sd_fd, want->socket,
                                                                    want->uid, want->gid);
+            } else if (sdactivate_check_path(want->name, want->socket) < 0) {
+                c.new_listener = NULL;
             } else {
                 c.new_listener = listener_create(want->socket, want->uid, want->gid);
             }
