@@ -19,9 +19,12 @@ skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
 
 work=$(mktemp -d /tmp/vp-install.XXXXXX)
-made_etc=
+made=()
 cleanup() {
-    [ -n "$made_etc" ] && rmdir "$made_etc" 2>/dev/null
+    # Only the empty directories made as mount points below.
+    for d in "${made[@]}"; do
+        find "$d" -depth -type d -empty -delete 2>/dev/null
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,10 +76,19 @@ fi
 
 # Runs "$@" in a private mount namespace where the DESTDIR's programs are at
 # their installed path and $work/etc is the configuration directory.
-in_install() {
-    if [ ! -d "$VP_SYSCONFDIR" ]; then
-        mkdir -p "$VP_SYSCONFDIR" && made_etc=$VP_SYSCONFDIR
+# Makes directory $1 if missing (a mount point), remembering the first
+# missing one to remove it again.
+mount_point() {
+    local d=$1 top=
+    while [ ! -d "$d" ]; do top=$d; d=$(dirname "$d"); done
+    if [ -n "$top" ]; then
+        mkdir -p "$1" && made+=("$top")
     fi
+}
+
+in_install() {
+    mount_point "$VP_SBINDIR"
+    mount_point "$VP_SYSCONFDIR"
     mkdir -p "$work/etc"
     unshare -m --propagation private bash -c '
         mount --bind "$1" "$2" && mount --bind "$3" "$4" || exit 99
