@@ -23,7 +23,7 @@ const uint64_t stats_bucket_le_ns[STATS_NBUCKETS - 1] = {
 /* What one thread counted for one export and request type: written by that
  * thread only. */
 struct cell {
-    _Atomic uint64_t count, errors, bytes_in, bytes_out, sum_ns, max_ns;
+    _Atomic uint64_t count, errors, bytes_in, bytes_out, sum_ticks, max_ticks;
     _Atomic uint64_t buckets[STATS_NBUCKETS];
     _Atomic int errs_key[STATS_ERRNO_SLOTS];
     _Atomic uint64_t errs_count[STATS_ERRNO_SLOTS];
@@ -42,6 +42,9 @@ struct shard {
 } __attribute__((aligned(64)));
 
 bool stats_on = true;
+bool stats_tsc;
+static double ns_per_tick = 1.0;
+static uint64_t bucket_le_ticks[STATS_NBUCKETS - 1];
 static int64_t started_ns;
 static double started_epoch;
 
@@ -64,16 +67,54 @@ static inline void add(_Atomic uint64_t *p, uint64_t d)
     atomic_store_explicit(p, ld(p) + d, memory_order_relaxed);
 }
 
+/* Whether the kernel keeps time with the TSC: then it is constant, does not
+ * stop, and agrees between CPUs (the kernel checked). */
+static bool kernel_uses_tsc(void)
+{
+#if defined(__x86_64__)
+    g_autofree char *cs = NULL;
+
+    if (g_file_get_contents("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                            &cs, NULL, NULL)) {
+        return strcmp(g_strstrip(cs), "tsc") == 0;
+    }
+#endif
+    return false;
+}
+
+/* TSC ticks per nanosecond, against CLOCK_MONOTONIC over 5 ms. */
+static double calibrate_tsc(void)
+{
+#if defined(__x86_64__)
+    struct timespec pause = {.tv_nsec = 5000000};
+    int64_t t0 = stats_now_ns(), t1;
+    uint64_t c0 = __rdtsc(), c1;
+
+    nanosleep(&pause, NULL);
+    t1 = stats_now_ns();
+    c1 = __rdtsc();
+    return t1 > t0 && c1 > c0 ? (double)(c1 - c0) / (double)(t1 - t0) : 0;
+#else
+    return 0;
+#endif
+}
+
 void stats_init(void)
 {
     const char *v = getenv("VIRTFS_PROXYD_STATS");
     struct timespec ts;
+    double ticks_per_ns;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     started_epoch = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     started_ns = stats_now_ns();
-
     stats_on = !(v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0));
+    ticks_per_ns = stats_on && kernel_uses_tsc() ? calibrate_tsc() : 0;
+    stats_tsc = ticks_per_ns > 0.01;
+    ns_per_tick = stats_tsc ? 1.0 / ticks_per_ns : 1.0;
+    for (unsigned int i = 0; i < STATS_NBUCKETS - 1; i++) {
+        bucket_le_ticks[i] = (uint64_t)((double)stats_bucket_le_ns[i] / ns_per_tick);
+    }
 }
 
 bool stats_enabled(void)
@@ -143,7 +184,7 @@ void stats_conn_open(struct stats_conn *sc, const struct export *ex, pid_t pid, 
     sc->peer_pid = pid;
     sc->peer_uid = uid;
     sc->opened_ns = stats_now_ns();
-    atomic_store_explicit(&sc->last_ns, sc->opened_ns, memory_order_relaxed);
+    atomic_store_explicit(&sc->last_ticks, stats_ticks(), memory_order_relaxed);
     if (!stats_on) {
         return;
     }
@@ -240,11 +281,11 @@ static struct block *block_get(struct shard *s, unsigned int id)
     return b;
 }
 
-static unsigned int bucket_of(uint64_t ns)
+static unsigned int bucket_of(uint64_t ticks)
 {
     unsigned int i = 0;
 
-    while (i < STATS_NBUCKETS - 1 && ns > stats_bucket_le_ns[i]) {
+    while (i < STATS_NBUCKETS - 1 && ticks > bucket_le_ticks[i]) {
         i++;
     }
     return i;
@@ -271,8 +312,8 @@ static void count_errno(struct cell *c, int err)
 void stats_request_end_slow(struct stats_conn *sc, uint32_t type, const uint8_t *reply,
                             size_t reply_len)
 {
-    int64_t now = stats_now_ns();
-    uint64_t ns = now > sc->start_ns ? (uint64_t)(now - sc->start_ns) : 0;
+    uint64_t now = stats_ticks();
+    uint64_t ticks = now > sc->start_ticks ? now - sc->start_ticks : 0;
     int err = stats_reply_errno(type, reply, reply_len);
     struct shard *s;
     struct block *b;
@@ -281,7 +322,7 @@ void stats_request_end_slow(struct stats_conn *sc, uint32_t type, const uint8_t 
     atomic_store_explicit(&sc->requests, ld(&sc->requests) + 1, memory_order_relaxed);
     add(&sc->bytes_in, sc->in_bytes);
     add(&sc->bytes_out, reply_len);
-    atomic_store_explicit(&sc->last_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&sc->last_ticks, now, memory_order_relaxed);
     if (err != 0) {
         add(&sc->errors, 1);
     }
@@ -294,7 +335,7 @@ void stats_request_end_slow(struct stats_conn *sc, uint32_t type, const uint8_t 
                     err == 0 ? "success"
                     : strerrorname_np(err) != NULL ? strerrorname_np(err)
                                                    : "an error",
-                    (double)ns / 1e3);
+                    (double)ticks * ns_per_tick / 1e3);
     }
     if (type >= T_NTYPES || !sc->listed || (s = shard_get()) == NULL ||
         (b = block_get(s, sc->export_id)) == NULL) {
@@ -304,10 +345,10 @@ void stats_request_end_slow(struct stats_conn *sc, uint32_t type, const uint8_t 
     add(&c->count, 1);
     add(&c->bytes_in, sc->in_bytes);
     add(&c->bytes_out, reply_len);
-    add(&c->sum_ns, ns);
-    add(&c->buckets[bucket_of(ns)], 1);
-    if (ns > ld(&c->max_ns)) {
-        atomic_store_explicit(&c->max_ns, ns, memory_order_relaxed);
+    add(&c->sum_ticks, ticks);
+    add(&c->buckets[bucket_of(ticks)], 1);
+    if (ticks > ld(&c->max_ticks)) {
+        atomic_store_explicit(&c->max_ticks, ticks, memory_order_relaxed);
     }
     if (err != 0) {
         add(&c->errors, 1);
@@ -331,13 +372,13 @@ static void merge_errno(struct stats_cell *to, int err, uint64_t n)
 
 static void merge(struct stats_cell *to, struct cell *from)
 {
-    uint64_t max = ld(&from->max_ns);
+    uint64_t max = (uint64_t)((double)ld(&from->max_ticks) * ns_per_tick);
 
     to->count += ld(&from->count);
     to->errors += ld(&from->errors);
     to->bytes_in += ld(&from->bytes_in);
     to->bytes_out += ld(&from->bytes_out);
-    to->sum_ns += ld(&from->sum_ns);
+    to->sum_ns += (uint64_t)((double)ld(&from->sum_ticks) * ns_per_tick);
     to->max_ns = max > to->max_ns ? max : to->max_ns;
     for (unsigned int i = 0; i < STATS_NBUCKETS; i++) {
         to->buckets[i] += ld(&from->buckets[i]);
@@ -383,6 +424,7 @@ void stats_free(struct stats_export *e, size_t n)
 struct stats_conn_info *stats_conns(size_t *n)
 {
     int64_t now = stats_now_ns();
+    uint64_t now_ticks = stats_ticks();
     struct stats_conn_info *out;
     size_t count = 0, i = 0;
 
@@ -392,7 +434,7 @@ struct stats_conn_info *stats_conns(size_t *n)
     }
     out = g_new0(struct stats_conn_info, count > 0 ? count : 1);
     for (struct stats_conn *sc = conns; sc != NULL; sc = sc->next, i++) {
-        int64_t last = atomic_load_explicit(&sc->last_ns, memory_order_relaxed);
+        uint64_t last = atomic_load_explicit(&sc->last_ticks, memory_order_relaxed);
 
         out[i] = (struct stats_conn_info){
             .export_name = sc->export_name,
@@ -403,7 +445,7 @@ struct stats_conn_info *stats_conns(size_t *n)
             .bytes_in = ld(&sc->bytes_in),
             .bytes_out = ld(&sc->bytes_out),
             .age_s = (double)(now - sc->opened_ns) / 1e9,
-            .idle_s = now > last ? (double)(now - last) / 1e9 : 0.0,
+            .idle_s = now_ticks > last ? (double)(now_ticks - last) * ns_per_tick / 1e9 : 0.0,
         };
     }
     pthread_mutex_unlock(&reg_mu);

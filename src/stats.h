@@ -26,6 +26,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
 #include "proto.h"
 
 struct export;
@@ -65,9 +69,9 @@ struct stats_conn {
     uid_t peer_uid;
     int64_t opened_ns; /* CLOCK_MONOTONIC */
     _Atomic uint64_t requests, errors, bytes_in, bytes_out;
-    _Atomic int64_t last_ns; /* the end of the last request, or opened_ns */
-    /* The request in progress (owner only). */
-    int64_t start_ns;
+    _Atomic uint64_t last_ticks; /* the end of the last request, or the opening */
+    /* The request in progress (owner only), in stats_ticks(). */
+    uint64_t start_ticks;
     uint32_t in_bytes;
     /* The registry's list. */
     struct stats_conn *prev, *next;
@@ -100,13 +104,28 @@ int64_t stats_now_ns(void);
 int64_t stats_started_ns(void);
 double stats_started_epoch(void);
 
-extern bool stats_on; /* read-mostly; set once by stats_init */
+extern bool stats_on;  /* read-mostly; set once by stats_init */
+extern bool stats_tsc; /* likewise: stats_ticks() reads the TSC */
+
+/* The request clock.  Where the kernel itself keeps time with the TSC
+ * (clocksource "tsc": constant, nonstop and the same on every CPU), the TSC
+ * read directly, a third of clock_gettime's cost; elsewhere nanoseconds of
+ * CLOCK_MONOTONIC.  Ticks become nanoseconds only when read (stats_read). */
+static inline uint64_t stats_ticks(void)
+{
+#if defined(__x86_64__)
+    if (stats_tsc) {
+        return __rdtsc();
+    }
+#endif
+    return (uint64_t)stats_now_ns();
+}
 
 /* A well-framed request of in_bytes (header included) starts. */
 static inline void stats_request_begin(struct stats_conn *sc, uint32_t in_bytes)
 {
     if (stats_on) {
-        sc->start_ns = stats_now_ns();
+        sc->start_ticks = stats_ticks();
         sc->in_bytes = in_bytes;
     }
 }
