@@ -107,7 +107,8 @@ struct conn {
 };
 
 /* The journal fields of a line about connection c (log.h). */
-#define CONN_LOG_CTX(c) (&(struct log_ctx){.export = (c)->st.export_name, .peer_pid = (c)->peer_pid})
+#define CONN_LOG_CTX(c)                                                                            \
+    (&(struct log_ctx){.export = (c)->st.export_name, .peer_pid = (c)->peer_pid})
 
 /* Lines about connections coming and going, and why one was closed: a peer
  * that connects in a loop must not flood the log. */

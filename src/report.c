@@ -235,8 +235,8 @@ void report_connections(GString *out, bool json)
         if (json) {
             g_string_append(out, i > 0 ? ",{\"export\":" : "{\"export\":");
             json_str(out, c->export_name);
-            g_string_append_printf(out, ",\"peer_pid\":%d,\"peer_uid\":%u,\"vm\":", (int)c->peer_pid,
-                                   (unsigned)c->peer_uid);
+            g_string_append_printf(out, ",\"peer_pid\":%d,\"peer_uid\":%u,\"vm\":",
+                                   (int)c->peer_pid, (unsigned)c->peer_uid);
             if (vm != NULL) {
                 json_str(out, vm);
             } else {
