@@ -48,6 +48,7 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "stats.h"
 #include "tally.h"
 #include "worker.h"
 
@@ -102,7 +103,12 @@ struct conn {
     uint64_t *identities; /* uid << 32 | gid this connection created as */
     unsigned int n_identities;
     unsigned long requests, malformed;
+    struct stats_conn st; /* counters for the control socket (stats.h) */
 };
+
+/* The journal fields of a line about connection c (log.h). */
+#define CONN_LOG_CTX(c)                                                                            \
+    (&(struct log_ctx){.export = (c)->st.export_name, .peer_pid = (c)->peer_pid})
 
 /* Lines about connections coming and going, and why one was closed: a peer
  * that connects in a loop must not flood the log. */
@@ -135,8 +141,9 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    log_guest(&fail_log, LOG_LEVEL_WARNING, "peer pid %d uid %u: %s; closing the connection",
-              (int)c->peer_pid, (unsigned)c->peer_uid, why);
+    log_guest_ctx(&fail_log, LOG_LEVEL_WARNING, CONN_LOG_CTX(c),
+                  "peer pid %d uid %u: %s; closing the connection", (int)c->peer_pid,
+                  (unsigned)c->peer_uid, why);
     c->failed = true;
 }
 
@@ -203,9 +210,11 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
         return NULL;
     }
     c->reading = true;
+    stats_conn_open(&c->st, ex, peer->pid, peer->uid);
     worker_conn_added(w, c);
-    log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d uid %u connected to export %s",
-              (int)peer->pid, (unsigned)peer->uid, ex->dir);
+    log_guest_ctx(&churn_log, LOG_LEVEL_INFO, CONN_LOG_CTX(c),
+                  "peer pid %d uid %u connected to export %s", (int)peer->pid,
+                  (unsigned)peer->uid, ex->dir);
     return c;
 }
 
@@ -461,7 +470,7 @@ static int conn_to_lane(struct conn *c, const struct proto_op *op, const struct 
 }
 
 /* Runs one complete, well-framed request.  The body is scratch space. */
-static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
+static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
     const struct proto_op *op = proto_op(type); /* the header named a request */
     struct worker *w = conn_w(c);
@@ -514,6 +523,24 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
         proto_reply_error(rep, op->reply, ret);
     }
     conn_send(c, rep->buf, rep->len, rep->fd);
+}
+
+/* conn_run, counted (stats.h): here, or in conn_lane_done when the request
+ * went to a lane.  Every path of conn_run that does not leaves its reply in
+ * the worker's rep. */
+static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
+{
+    struct proto_reply *rep = conn_w(c)->rep;
+    struct log_ctx ctx = {.export = c->st.export_name, .peer_pid = c->peer_pid,
+                          .request = proto_type_name(type)};
+
+    stats_request_begin(&c->st, PROTO_HDR_SZ + size);
+    log_request_enter(&ctx); /* the lines it causes carry these fields */
+    conn_run(c, type, body, size);
+    log_request_leave();
+    if (!c->lane_busy) {
+        stats_request_end(&c->st, type, rep->buf, rep->len);
+    }
 }
 
 static bool conn_takes_requests(const struct conn *c)
@@ -582,8 +609,9 @@ static void conn_free(struct conn *c)
                       "peer pid %d: %lu malformed requests in all, %u log lines suppressed",
                       (int)c->peer_pid, c->malformed, quiet);
         }
-        log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d disconnected after %lu requests",
-                  (int)c->peer_pid, c->requests);
+        log_guest_ctx(&churn_log, LOG_LEVEL_INFO, CONN_LOG_CTX(c),
+                      "peer pid %d disconnected after %lu requests", (int)c->peer_pid,
+                      c->requests);
         conn_free_events(c);
         close(c->fd);
         c->fd = -1;
@@ -598,6 +626,7 @@ static void conn_free(struct conn *c)
         free(c->pending);
         c->pending = NULL;
         tally_remove(c->ex, c->peer_uid);
+        stats_conn_close(&c->st);
         worker_conn_removed(conn_w(c), c);
     }
     /* A lane still holds a job for it: conn_lane_done frees it later. */
@@ -849,6 +878,7 @@ void conn_lane_done(struct lane_job *job)
     } else {
         conn_send(c, job->reply, job->reply_len, job->reply_fd);
         job->reply_fd = -1;
+        stats_request_end(&c->st, job->req.type, job->reply, job->reply_len);
         if (c->state == CONN_IN_LANE) {
             conn_resume(c);
         }

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,8 @@ struct listener {
     bool own_dir;         /* the private directory is ours to remove */
     ino_t adopted_ino;    /* taken over, but the files stay the old process's
                            * until listener_claim (it may still go on) */
+    bool external;        /* the socket file is systemd's (socket activation) */
+    bool external_gone;   /* said that systemd's path was removed */
 };
 
 static int unix_addr(const char *path, struct sockaddr_un *sun)
@@ -89,6 +92,20 @@ static int unix_addr_at(int dir_fd, const char *name, struct sockaddr_un *sun)
         return -ENAMETOOLONG;
     }
     return unix_addr(path, sun);
+}
+
+/* Whether the socket fd is bound to exactly path. */
+static bool bound_to(int fd, const char *path)
+{
+    struct sockaddr_un sun;
+    socklen_t len = sizeof(sun);
+
+    memset(&sun, 0, sizeof(sun));
+    if (getsockname(fd, (struct sockaddr *)&sun, &len) < 0 || sun.sun_family != AF_UNIX ||
+        len <= offsetof(struct sockaddr_un, sun_path)) {
+        return false;
+    }
+    return strncmp(sun.sun_path, path, sizeof(sun.sun_path)) == 0;
 }
 
 /* Whether a server answers on the socket name in dir_fd (shown: its path,
@@ -143,6 +160,13 @@ static void note_directory(const struct listener *l)
     }
     if ((st.st_uid != 0 && (st.st_mode & S_IWUSR)) ||
         ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
+        if (l->external) {
+            log_warn("%s is writable by others than root: QEMU removes %s after each "
+                     "connection, and a path systemd bound cannot be put back (see "
+                     "virtfs-proxyd(8), SOCKET ACTIVATION)",
+                     l->dir_path, l->base_name);
+            return;
+        }
         log_info("%s is writable by others than root: QEMU removes %s after each connection "
                  "and the daemon puts it back; a directory only root can write is safer "
                  "(see virtfs-proxyd(8))",
@@ -241,8 +265,30 @@ static void check_private_name(struct listener *l)
     l->private_moved = moved;
 }
 
+/* systemd's socket path cannot be put back (no name of ours links to the
+ * socket): say so once each time it goes. */
+static void check_external_path(struct listener *l)
+{
+    struct stat st;
+    bool gone = fstatat(l->dir_fd, l->base_name, &st, AT_SYMLINK_NOFOLLOW) < 0;
+
+    if (gone && !l->external_gone) {
+        log_guest(&l->log, LOG_LEVEL_ERROR,
+                  "socket path %s (systemd's, socket activation) was removed, probably by "
+                  "QEMU after connecting: later guests cannot connect until it is made again "
+                  "(systemctl restart of its .socket unit); keep %s writable by root only "
+                  "(see virtfs-proxyd(8), SOCKET ACTIVATION)",
+                  l->path, l->dir_path);
+    }
+    l->external_gone = gone;
+}
+
 void listener_restore(struct listener *l)
 {
+    if (l->external) {
+        check_external_path(l);
+        return;
+    }
     if (l->private_fd < 0) {
         return;
     }
@@ -325,6 +371,12 @@ struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid)
         listener_free(l);
         return NULL;
     }
+    if (bound_to(fd, l->path)) {
+        /* Bound at the path itself, not through a private name: systemd's
+         * (the daemon binds through /proc/self/fd). */
+        l->external = true;
+        return l;
+    }
     /* A private directory that is not root's (QEMU's uid renamed the real
      * one away and made its own) fails here: the upgrade is refused, and
      * the old process, which still has the real one open, goes on. */
@@ -342,6 +394,33 @@ struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid)
     }
     l->adopted_ino = st.st_ino;
     return l;
+}
+
+struct listener *listener_from_systemd(int fd, const char *path, uid_t uid, gid_t gid)
+{
+    struct listener *l = listener_alloc(path, uid, gid);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+
+    if (l == NULL) {
+        close(fd);
+        return NULL;
+    }
+    l->fd = fd;
+    l->external = true;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening) {
+        log_error("%s: the socket systemd passed is not listening", l->path);
+        listener_free(l);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    note_directory(l);
+    return l;
+}
+
+bool listener_external(const struct listener *l)
+{
+    return l->external;
 }
 
 void listener_claim(struct listener *l)
@@ -508,6 +587,12 @@ int listener_set_owner(struct listener *l, uid_t uid, gid_t gid)
 {
     struct stat st;
 
+    if (l->external) {
+        /* systemd's file (SocketUser=, SocketGroup=): only who is admitted. */
+        l->uid = uid;
+        l->gid = gid;
+        return 0;
+    }
     if (fstatat(l->private_fd, PRIVATE_SOCK, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         !S_ISSOCK(st.st_mode)) {
         log_error("cannot give %s to %u:%u: no socket in %s/%s", l->path, (unsigned)uid,

@@ -34,6 +34,16 @@ struct listener *listener_create(const char *path, uid_t uid, gid_t gid);
  * old process may go on. */
 struct listener *listener_adopt(int fd, const char *path, uid_t uid, gid_t gid);
 void listener_claim(struct listener *l);
+/* Socket activation: the listening socket fd that systemd bound at path
+ * (takes fd, even on failure).  The socket file is systemd's: the daemon
+ * never creates, links, chowns or removes it, and cannot put it back if
+ * QEMU removes it (it can only warn: see virtfs-proxyd(8), SOCKET
+ * ACTIVATION).  uid and gid still decide which peers are admitted.  A live
+ * upgrade hands such a socket on like any other (listener_adopt knows it
+ * by its address, which is path itself rather than a private name). */
+struct listener *listener_from_systemd(int fd, const char *path, uid_t uid, gid_t gid);
+/* Whether the socket file is systemd's (listener_from_systemd). */
+bool listener_external(const struct listener *l);
 int listener_fd(const struct listener *l);
 /* Stops (or resumes) accepting; peers wait in the backlog meanwhile. */
 void listener_pause(struct listener *l, bool pause);

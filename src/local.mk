@@ -3,6 +3,10 @@
 noinst_LIBRARIES += src/libvirtfsproxyd.a
 src_libvirtfsproxyd_a_SOURCES = \
 	src/caps.c src/caps.h \
+	src/control.c src/control.h \
+	src/report.c src/report.h \
+	src/sdactivate.c src/sdactivate.h \
+	src/stats.c src/stats.h \
 	src/settings.c src/settings.h \
 	src/tally.c src/tally.h \
 	src/service.c src/service.h \
@@ -18,7 +22,13 @@ src_libvirtfsproxyd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CAPNG_CFLAGS) $
 
 VP_LIBS = src/libvirtfsproxyd.a $(LIBEVENT_LIBS) $(CAPNG_LIBS) $(GLIB_LIBS) -lpthread
 
-bin_PROGRAMS += src/virtfs-proxyd
+sbin_PROGRAMS += src/virtfs-proxyd
 src_virtfs_proxyd_SOURCES = src/main.c
 src_virtfs_proxyd_CFLAGS = $(src_libvirtfsproxyd_a_CFLAGS)
 src_virtfs_proxyd_LDADD = $(VP_LIBS)
+
+# The control client: a glib program, nothing of the daemon but two headers.
+sbin_PROGRAMS += src/virtfs-proxyctl
+src_virtfs_proxyctl_SOURCES = src/virtfs-proxyctl.c
+src_virtfs_proxyctl_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+src_virtfs_proxyctl_LDADD = $(GLIB_LIBS)

@@ -1,8 +1,11 @@
-/* log.c - messages go to stderr in the foreground and to syslog (LOG_DAEMON,
- * with a real priority per level) when daemonized. */
+/* log.c - messages go to stderr in the foreground, to syslog (LOG_DAEMON,
+ * with a real priority per level) when daemonized, and to the journal with
+ * structured fields when systemd's journal is our stderr (see log.h). */
 #include "config.h"
 
 #include <errno.h>
+#include <glib.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,6 +27,9 @@ static const struct {
 };
 
 static bool log_to_syslog;
+static bool log_journal;       /* decided at the first log_setup */
+static bool writer_installed;
+static __thread const struct log_ctx *request_ctx;
 static atomic_int log_threshold = LOG_LEVEL_INFO; /* a reload may change it */
 static void (*log_sink)(enum log_level level, const char *line, void *arg);
 static void *log_sink_arg;
@@ -46,11 +52,65 @@ int log_parse_level(const char *name, enum log_level *level)
     return -EINVAL;
 }
 
+static void log_write_text(enum log_level level, const char *text);
+
+static enum log_level level_of_priority(const char *priority)
+{
+    switch (priority != NULL ? priority[0] : '6') {
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+        return LOG_LEVEL_ERROR;
+    case '4':
+    case '5':
+        return LOG_LEVEL_WARNING;
+    case '7':
+        return LOG_LEVEL_DEBUG;
+    default:
+        return LOG_LEVEL_INFO;
+    }
+}
+
+/* The one writer of every line, ours and glib's own. */
+static GLogWriterOutput log_writer(GLogLevelFlags flags, const GLogField *fields, gsize n,
+                                   gpointer user_data)
+{
+    const char *message = NULL, *priority = NULL;
+
+    if (log_journal && log_sink == NULL &&
+        g_log_writer_journald(flags, fields, n, user_data) == G_LOG_WRITER_HANDLED) {
+        return G_LOG_WRITER_HANDLED;
+    }
+    for (gsize i = 0; i < n; i++) {
+        if (strcmp(fields[i].key, "MESSAGE") == 0 && fields[i].length < 0) {
+            message = fields[i].value;
+        } else if (strcmp(fields[i].key, "PRIORITY") == 0 && fields[i].length < 0) {
+            priority = fields[i].value;
+        }
+    }
+    if (message != NULL) {
+        log_write_text(level_of_priority(priority), message);
+    }
+    return G_LOG_WRITER_HANDLED;
+}
+
+bool log_to_journal(void)
+{
+    return log_journal;
+}
+
 void log_setup(bool use_syslog, enum log_level level)
 {
-    log_to_syslog = use_syslog;
+    if (!writer_installed) {
+        /* Before daemon() replaces stderr: systemd's stream is the sign. */
+        log_journal = g_log_writer_is_journald(STDERR_FILENO);
+        g_log_set_writer_func(log_writer, NULL, NULL);
+        writer_installed = true;
+    }
+    log_to_syslog = use_syslog && !log_journal;
     log_set_level(level);
-    if (use_syslog) {
+    if (log_to_syslog) {
         openlog(PACKAGE_NAME, LOG_PID | LOG_NDELAY, LOG_DAEMON);
     }
 }
@@ -58,6 +118,11 @@ void log_setup(bool use_syslog, enum log_level level)
 void log_set_level(enum log_level level)
 {
     atomic_store(&log_threshold, (int)level);
+}
+
+enum log_level log_get_level(void)
+{
+    return (enum log_level)atomic_load(&log_threshold);
 }
 
 bool log_enabled(enum log_level level)
@@ -76,7 +141,63 @@ void log_set_clock(uint64_t (*now_ms)(void))
     log_clock = now_ms;
 }
 
+void log_request_enter(const struct log_ctx *ctx)
+{
+    request_ctx = ctx;
+}
+
+void log_request_leave(void)
+{
+    request_ctx = NULL;
+}
+
+/* Through glib's structured logging, with the fields of ctx (or of the
+ * request the thread runs). */
+static void log_write_ctx(enum log_level level, const char *text, const struct log_ctx *ctx)
+{
+    static const char *const priorities[] = {"3", "4", "6", "7"};
+    static const GLogLevelFlags glib_levels[] = {G_LOG_LEVEL_CRITICAL, G_LOG_LEVEL_WARNING,
+                                                 G_LOG_LEVEL_INFO, G_LOG_LEVEL_DEBUG};
+    char pid[16], err[16];
+    GLogField f[9];
+    gsize n = 0;
+
+    if (!writer_installed || log_sink != NULL) {
+        log_write_text(level, text);
+        return;
+    }
+    if (ctx == NULL) {
+        ctx = request_ctx;
+    }
+    f[n++] = (GLogField){"MESSAGE", text, -1};
+    f[n++] = (GLogField){"PRIORITY", priorities[level], -1};
+    f[n++] = (GLogField){"SYSLOG_IDENTIFIER", PACKAGE_NAME, -1};
+    if (ctx != NULL) {
+        if (ctx->export != NULL) {
+            f[n++] = (GLogField){"EXPORT", ctx->export, -1};
+        }
+        if (ctx->peer_pid > 0) {
+            snprintf(pid, sizeof(pid), "%d", ctx->peer_pid);
+            f[n++] = (GLogField){"PEER_PID", pid, -1};
+            f[n++] = (GLogField){"OBJECT_PID", pid, -1};
+        }
+        if (ctx->request != NULL) {
+            f[n++] = (GLogField){"REQUEST", ctx->request, -1};
+        }
+        if (ctx->err > 0) {
+            snprintf(err, sizeof(err), "%d", ctx->err);
+            f[n++] = (GLogField){"ERRNO", err, -1};
+        }
+    }
+    g_log_structured_array(glib_levels[level], f, n);
+}
+
 static void log_write(enum log_level level, const char *text)
+{
+    log_write_ctx(level, text, NULL);
+}
+
+static void log_write_text(enum log_level level, const char *text)
 {
     if (log_sink != NULL) {
         log_sink(level, text, log_sink_arg);
@@ -100,6 +221,20 @@ void log_msg(enum log_level level, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     log_write(level, text);
+}
+
+void log_ctx_msg(enum log_level level, const struct log_ctx *ctx, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+
+    if (!log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    log_write_ctx(level, text, ctx);
 }
 
 static uint64_t now_ms(void)
@@ -129,12 +264,34 @@ static bool gcra_allows(const struct log_limit *lim, uint64_t now, unsigned int 
     return true;
 }
 
+static void log_vguest(struct log_limit *lim, enum log_level level, const struct log_ctx *ctx,
+                       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
 void log_guest(struct log_limit *lim, enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vguest(lim, level, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_guest_ctx(struct log_limit *lim, enum log_level level, const struct log_ctx *ctx,
+                   const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vguest(lim, level, ctx, fmt, ap);
+    va_end(ap);
+}
+
+static void log_vguest(struct log_limit *lim, enum log_level level, const struct log_ctx *ctx,
+                       const char *fmt, va_list ap)
 {
     char text[1024];
     char global_note[128] = "";
     uint64_t now, tat, global_tat;
-    va_list ap;
     int n;
 
     if (!log_enabled(level)) {
@@ -162,9 +319,7 @@ void log_guest(struct log_limit *lim, enum log_level level, const char *fmt, ...
                  guest_global.suppressed, 1000 / LOG_GUEST_GLOBAL_INTERVAL_MS);
         guest_global.suppressed = 0;
     }
-    va_start(ap, fmt);
     n = vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
     if (lim->suppressed > 0) {
         size_t used = n < 0 ? 0 : (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
 
@@ -176,7 +331,7 @@ void log_guest(struct log_limit *lim, enum log_level level, const char *fmt, ...
     if (global_note[0] != '\0') {
         log_write(LOG_LEVEL_WARNING, global_note);
     }
-    log_write(level, text);
+    log_write_ctx(level, text, ctx);
     pthread_mutex_unlock(&guest_lock);
 }
 

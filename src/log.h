@@ -1,4 +1,16 @@
-/* log.h - one logging front end for stderr (-n) and syslog (daemon).
+/* log.h - one logging front end for stderr (-n), syslog (daemon) and, when
+ * systemd started the daemon, the journal.
+ *
+ * Every line goes through glib's structured logging (g_log_structured_array)
+ * to one writer.  When stderr is systemd's journal stream ($JOURNAL_STREAM,
+ * g_log_writer_is_journald) the writer is g_log_writer_journald, and a line
+ * carries, besides MESSAGE and PRIORITY, what it is about: EXPORT (the
+ * export's name), PEER_PID and OBJECT_PID (the QEMU process: journald adds
+ * its OBJECT_COMM, OBJECT_CMDLINE...), REQUEST (the request type) and ERRNO,
+ * so `journalctl REQUEST=lstat EXPORT=share` finds them.  Lines logged while
+ * an I/O thread runs a request take those fields from the thread's request
+ * context (log_request_enter); others may pass a struct log_ctx.  Elsewhere
+ * the same lines go to stderr or syslog as text.
  *
  * A line a guest can cause (a refused peer, a malformed request, a refused
  * device node...) goes through log_guest: a guest that repeats the cause a
@@ -20,8 +32,26 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 int log_parse_level(const char *name, enum log_level *level);
 void log_setup(bool use_syslog, enum log_level level);
 void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What a line is about, for the journal's fields; any member may be unset
+ * (NULL, 0). */
+struct log_ctx {
+    const char *export;
+    int peer_pid;
+    const char *request;
+    int err; /* positive errno */
+};
+void log_ctx_msg(enum log_level level, const struct log_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The calling thread runs the request ctx describes until log_request_leave:
+ * its lines carry those fields.  ctx must live until then. */
+void log_request_enter(const struct log_ctx *ctx);
+void log_request_leave(void);
+/* Whether lines go to the journal. */
+bool log_to_journal(void);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
@@ -54,6 +84,8 @@ struct log_limit {
 
 void log_guest(struct log_limit *lim, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+void log_guest_ctx(struct log_limit *lim, enum log_level level, const struct log_ctx *ctx,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Returns the lines lim dropped since it last spoke, and forgets them: for
  * a last word when the source goes away ("... 37 lines suppressed"). */
 unsigned int log_limit_take_suppressed(struct log_limit *lim);

@@ -26,9 +26,12 @@
 
 #include "caps.h"
 #include "conn.h"
+#include "control.h"
 #include "lanes.h"
+#include "sdactivate.h"
 #include "service.h"
 #include "settings.h"
+#include "stats.h"
 #include "upgrade.h"
 #include "log.h"
 #include "ops.h"
@@ -65,6 +68,7 @@ struct options {
     long io_stall_ms;
     long lane_threads;
     long takeover_fd; /* -1, or the state left by a live upgrade */
+    const char *control_socket; /* NULL: not given; "": none */
 };
 
 enum {
@@ -80,6 +84,7 @@ enum {
     OPT_LANE_THREADS,
     OPT_VERSION,
     OPT_TAKEOVER,
+    OPT_CONTROL_SOCKET,
 };
 
 static const struct option long_options[] = {
@@ -103,6 +108,7 @@ static const struct option long_options[] = {
     {"lane-threads", required_argument, NULL, OPT_LANE_THREADS},
     {"version", no_argument, NULL, OPT_VERSION},
     {"takeover", required_argument, NULL, OPT_TAKEOVER},
+    {"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
     {NULL, 0, NULL, 0},
 };
 
@@ -136,7 +142,11 @@ static void usage(FILE *out)
             "                          MS milliseconds in one request (default 100)\n"
             "      --lane-threads N    at most N threads acting as guests' uid:gid\n"
             "                          (default 64)\n"
-            "  With --config, these six override the file's [daemon] keys.\n"
+            "      --control-socket PATH\n"
+            "                          serve virtfs-proxyctl on PATH (root only; default\n"
+            "                          with --config: " SETTINGS_DEFAULT_CONTROL_SOCKET ";\n"
+            "                          'none': no control socket)\n"
+            "  With --config, these seven override the file's [daemon] keys.\n"
             "      --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n");
 }
@@ -278,6 +288,15 @@ static void parse_options(int argc, char **argv, struct options *o)
                 bad_usage("--lane-threads: at least 1 is needed");
             }
             break;
+        case OPT_CONTROL_SOCKET:
+            if (strcmp(optarg, "none") == 0 || optarg[0] == '\0') {
+                o->control_socket = "";
+            } else if (optarg[0] != '/') {
+                bad_usage("--control-socket: '%s' is not an absolute path (or none)", optarg);
+            } else {
+                o->control_socket = optarg;
+            }
+            break;
         case OPT_TAKEOVER:
             o->takeover_fd = (long)parse_number("--takeover", optarg, INT_MAX);
             break;
@@ -378,6 +397,8 @@ static void keep_only_own_fds(const struct options *o)
 
         g_array_append_val(keep, fd);
     }
+    g_array_append_vals(keep, handed, (guint)nhanded);
+    nhanded = sdactivate_fds(&handed); /* systemd's sockets (LISTEN_FDS) */
     g_array_append_vals(keep, handed, (guint)nhanded);
     g_array_sort(keep, compare_ints);
     for (guint i = 0; i < keep->len; i++) {
@@ -527,6 +548,8 @@ static struct {
     const char *stop_pending; /* a stop signal that came during an upgrade */
     struct event *ev_stopped;
     struct event *ev_grace;
+    char *control_from_file; /* [daemon] control-socket at start */
+    char mode[PATH_MAX + 16]; /* for `status` */
 } daemon_state;
 
 static void begin_shutdown(const char *why)
@@ -556,39 +579,51 @@ static void apply_daemon_settings(const struct settings *set)
     lanes_set_max_threads(set->lane_threads);
 }
 
-static void reload(void)
+/* Returns 0, or -errno with the reason in msg (also logged). */
+static int reload(char *msg, size_t cap)
 {
     const char *file = daemon_state.opt->config;
     GError *error = NULL;
     struct settings *set;
+    int ret = 0;
 
     if (file == NULL) {
-        log_info("SIGHUP: started without --config, nothing to reload");
-        return;
+        snprintf(msg, cap, "started without --config, nothing to reload");
+        log_info("reload: %s", msg);
+        return -ENOENT;
     }
     set = settings_load(file, &error);
     if (set == NULL) {
-        log_error("reload rejected: %s; still serving the previous configuration",
-                  error->message);
+        snprintf(msg, cap, "reload rejected: %s; still serving the previous configuration",
+                 error->message);
+        log_error("%s", msg);
         g_error_free(error);
-        return;
+        return -EINVAL;
     }
     settings_override(set, daemon_state.opt);
     if (service_reload(set) < 0) {
-        log_error("reload of %s rejected (see above); still serving the previous "
-                  "configuration",
-                  file);
+        snprintf(msg, cap, "reload of %s rejected (see the log); still serving the previous "
+                 "configuration", file);
+        log_error("%s", msg);
+        ret = -EINVAL;
     } else {
         apply_daemon_settings(set);
-        log_info("reloaded %s", file);
+        if (daemon_state.opt->control_socket == NULL &&
+            g_strcmp0(set->control_socket, daemon_state.control_from_file) != 0) {
+            log_info("control-socket changed: it applies at the next start or live upgrade");
+        }
+        snprintf(msg, cap, "reloaded %s", file);
+        log_info("%s", msg);
     }
     settings_free(set);
+    return ret;
 }
 
 /* A stop asked for during an upgrade waits for it to settle, and then goes
  * to whichever process serves. */
 static void on_upgrade_settled(bool handed_over, pid_t new_pid)
 {
+    control_upgrade_settled(handed_over, new_pid);
     if (handed_over) {
         if (daemon_state.stop_pending != NULL && new_pid > 0) {
             log_info("passing the stop (%s) on to process %d", daemon_state.stop_pending,
@@ -616,7 +651,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             log_info("SIGHUP during an upgrade: the process taking over reads the "
                      "configuration itself");
         } else if (!daemon_state.stopping) {
-            reload();
+            char msg[512];
+
+            reload(msg, sizeof(msg));
         }
         return;
     }
@@ -626,6 +663,64 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     begin_shutdown(strsignal((int)sig));
+}
+
+/* virtfs-proxyctl reload: what SIGHUP does, with the outcome. */
+static int control_reload(char *msg, size_t cap)
+{
+    if (upgrade_in_progress()) {
+        snprintf(msg, cap, "an upgrade is in progress: the process taking over reads the "
+                 "configuration itself");
+        return -EBUSY;
+    }
+    if (daemon_state.stopping) {
+        snprintf(msg, cap, "the daemon is stopping");
+        return -ESHUTDOWN;
+    }
+    return reload(msg, cap);
+}
+
+/* virtfs-proxyctl upgrade: what SIGUSR2 does; on_upgrade_settled tells
+ * control.c the outcome. */
+static int control_upgrade(char *msg, size_t cap)
+{
+    if (daemon_state.stopping) {
+        snprintf(msg, cap, "the daemon is stopping");
+        return -ESHUTDOWN;
+    }
+    if (upgrade_in_progress()) {
+        return 1;
+    }
+    upgrade_start(on_upgrade_settled);
+    if (!upgrade_in_progress()) {
+        snprintf(msg, cap, "the upgrade could not start (see the log)");
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+static const struct control_hooks control_hooks = {
+    .reload = control_reload,
+    .upgrade = control_upgrade,
+    .mode = daemon_state.mode,
+};
+
+/* The control socket's path: the option's, the file's, or with --config the
+ * default; NULL for none.  *explicit says whether it was asked for. */
+static const char *control_socket_path(const struct options *o, const struct settings *set,
+                                       bool *explicit)
+{
+    const char *path = o->control_socket;
+
+    *explicit = true;
+    if (path == NULL && o->config != NULL) {
+        path = set->control_socket;
+        if (path == NULL) {
+            path = SETTINGS_DEFAULT_CONTROL_SOCKET;
+            *explicit = false;
+        }
+    }
+    return path != NULL && path[0] != '\0' ? path : NULL;
 }
 
 static void on_conn_closed(evutil_socket_t fd, short what, void *arg)
@@ -716,6 +811,19 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         log_error("upgrade: cannot accept on every socket (see above); serving the "
                   "connections taken over");
     }
+    {
+        bool explicit;
+        const char *path = control_socket_path(o, set, &explicit);
+
+        if (path != NULL &&
+            control_start(daemon_state.base, path, o->takeover_fd >= 0, &control_hooks) < 0) {
+            if (explicit) {
+                return -EIO;
+            }
+            log_warn("no control socket: virtfs-proxyctl cannot reach this daemon (set "
+                     "control-socket in [daemon])");
+        }
+    }
     notify_systemd();
     if (o->takeover_fd >= 0) {
         upgrade_takeover_ready();
@@ -729,12 +837,14 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         /* The sockets and connections are the new process's now: leave
          * them as they are, and leave no thread with other credentials. */
         service_abandon();
+        control_stop();
         if (lanes_stop(LANE_STOP_S) == 0) {
             prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         }
         return 0;
     }
     service_stop();
+    control_stop();
     /* Threads stuck in a system call (a hung filesystem) are left to exit
      * with the process; the others are joined, so nothing is left running. */
     if (daemon_state.workers_stopped) {
@@ -784,7 +894,12 @@ int main(int argc, char **argv)
     parse_options(argc, argv, &o);
     daemon_state.opt = &o;
     log_setup(false, o.log_level);
+    stats_init();
     if (o.takeover_fd >= 0 && upgrade_takeover_load((int)o.takeover_fd) < 0) {
+        goto out;
+    }
+    /* Before anything opens a descriptor: systemd's start at 3. */
+    if (o.takeover_fd < 0 && sdactivate_collect() < 0) {
         goto out;
     }
     keep_only_own_fds(&o);
@@ -803,6 +918,8 @@ int main(int argc, char **argv)
         }
         settings_override(set, &o);
         log_set_level(set->log_level);
+        daemon_state.control_from_file = g_strdup(set->control_socket);
+        snprintf(daemon_state.mode, sizeof(daemon_state.mode), "config %s", o.config);
     } else {
         set = settings_from_options(&o);
     }
@@ -819,9 +936,14 @@ int main(int argc, char **argv)
         }
         atomic_store(&ex->allow_devices, o.allow_devices);
         atomic_store(&ex->readonly, o.readonly);
+        stats_export_register(ex, "default");
+        snprintf(daemon_state.mode, sizeof(daemon_state.mode), "fd %ld (-f)", o.fd);
     } else {
-        if (service_prepare(set) < 0) {
+        if (service_prepare(set) < 0 || sdactivate_finish(o.config) < 0) {
             goto out;
+        }
+        if (o.config == NULL) {
+            snprintf(daemon_state.mode, sizeof(daemon_state.mode), "socket %s (-s)", o.socket);
         }
     }
     /* Modes from the guest are applied exactly, setuid bits included. */
@@ -848,6 +970,7 @@ out:
         ops_export_unref(ex);
     }
     settings_free(set);
+    g_free(daemon_state.control_from_file);
     g_free(o.config);
     g_free(o.path);
     return ret < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

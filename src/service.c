@@ -10,8 +10,10 @@
 #include "listener.h"
 #include "log.h"
 #include "ops.h"
+#include "sdactivate.h"
 #include "service.h"
 #include "settings.h"
+#include "stats.h"
 #include "tally.h"
 #include "worker.h"
 
@@ -97,12 +99,19 @@ static int plan(const struct settings *set, GArray *changes)
         }
         if (c.old == NULL || strcmp(c.old->socket, want->socket) != 0) {
             gpointer path, fd;
+            int sd_fd;
 
             if (offered != NULL &&
                 g_hash_table_steal_extended(offered, want->socket, &path, &fd)) {
                 g_free(path);
                 c.new_listener =
                     listener_adopt(GPOINTER_TO_INT(fd), want->socket, want->uid, want->gid);
+            } else if ((sd_fd = sdactivate_take(want->name, want->socket)) != -1) {
+                c.new_listener = sd_fd < 0 ? NULL
+                                           : listener_from_systemd(sd_fd, want->socket,
+                                                                   want->uid, want->gid);
+            } else if (sdactivate_check_path(want->name, want->socket) < 0) {
+                c.new_listener = NULL;
             } else {
                 c.new_listener = listener_create(want->socket, want->uid, want->gid);
             }
@@ -179,6 +188,7 @@ static struct served *commit(struct change *c)
             ops_export_unref(s->ex);
         }
         s->ex = c->new_ex;
+        stats_export_register(s->ex, want->name);
         g_free(s->path);
         s->path = g_strdup(want->path);
     }
@@ -241,6 +251,11 @@ int service_reload(const struct settings *set)
         if (!g_ptr_array_find(next, s, NULL)) {
             log_info("export '%s' removed: %s accepts no more connections; those made go on",
                      s->name, s->socket);
+            if (listener_external(s->listener)) {
+                log_warn("export '%s': systemd still listens on %s for it: remove the socket "
+                         "from its .socket unit, or peers will wait there unanswered",
+                         s->name, s->socket);
+            }
             served_free(s);
         }
     }
@@ -341,6 +356,17 @@ void service_foreach_socket(void (*fn)(const char *socket, int fd, void *arg), v
         struct served *s = g_ptr_array_index(running, i);
 
         fn(s->socket, listener_fd(s->listener), arg);
+    }
+}
+
+void service_foreach_export(void (*fn)(const char *name, const char *path, const char *socket,
+                                       bool systemd, void *arg),
+                            void *arg)
+{
+    for (guint i = 0; running != NULL && i < running->len; i++) {
+        struct served *s = g_ptr_array_index(running, i);
+
+        fn(s->name, s->path, s->socket, listener_external(s->listener), arg);
     }
 }
 

@@ -33,6 +33,11 @@ void service_claim_sockets(void);
 /* Live upgrade, old process. */
 void service_pause(bool pause);
 void service_foreach_socket(void (*fn)(const char *socket, int fd, void *arg), void *arg);
+/* Each export as it runs: its name, root, socket, and whether the socket is
+ * systemd's (socket activation). */
+void service_foreach_export(void (*fn)(const char *name, const char *path, const char *socket,
+                                       bool systemd, void *arg),
+                            void *arg);
 /* The socket an export is served on (NULL: removed, or -f's export). */
 const char *service_socket_of(const struct export *ex);
 /* The export served on socket, or NULL. */

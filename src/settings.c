@@ -41,6 +41,7 @@ void settings_free(struct settings *set)
 {
     if (set != NULL) {
         g_ptr_array_free(set->exports, TRUE);
+        g_free(set->control_socket);
         g_free(set);
     }
 }
@@ -159,7 +160,8 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
     static const char *const known[] = {"max-connections", "max-connections-per-uid",
                                         "frame-timeout",   "output-timeout",
                                         "io-stall-ms",     "log-level",
-                                        "lane-threads",    NULL};
+                                        "lane-threads",    "control-socket",
+                                        NULL};
     g_autofree char *level = NULL;
 
     if (!g_key_file_has_group(kf, "daemon")) {
@@ -179,6 +181,16 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
         !get_uint(kf, "daemon", "lane-threads", 1, SETTINGS_MAX_LANE_THREADS, "a number",
                   &set->lane_threads, error)) {
         return false;
+    }
+    set->control_socket = get_string(kf, "daemon", "control-socket", false, NULL);
+    if (set->control_socket != NULL) {
+        g_strstrip(set->control_socket);
+        if (set->control_socket[0] != '\0' && set->control_socket[0] != '/') {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "[daemon] control-socket: '%s' is not an absolute path (empty: none)",
+                        set->control_socket);
+            return false;
+        }
     }
     level = get_string(kf, "daemon", "log-level", false, NULL);
     if (level != NULL && log_parse_level(level, &set->log_level) < 0) {

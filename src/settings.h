@@ -10,6 +10,7 @@
  *   lane-threads = 64
  *   io-stall-ms = 100
  *   log-level = info
+ *   control-socket = /run/virtfs-proxyd/control.sock
  *
  *   [export share]
  *   path = /srv/share
@@ -49,6 +50,7 @@ struct settings {
                                     * hands its other connections on */
     unsigned int lane_threads;     /* all threads acting as guests' uid:gid */
     enum log_level log_level;
+    char *control_socket; /* NULL: not given (the mode's default); "": none */
     GPtrArray *exports; /* struct export_settings, names unique, sockets unique */
 };
 
@@ -60,6 +62,7 @@ struct settings {
 #define SETTINGS_MAX_IO_STALL_MS 60000
 #define SETTINGS_DEFAULT_LANE_THREADS 64
 #define SETTINGS_MAX_LANE_THREADS 4096
+#define SETTINGS_DEFAULT_CONTROL_SOCKET "/run/virtfs-proxyd/control.sock"
 
 struct settings *settings_new(void);
 void settings_free(struct settings *set);

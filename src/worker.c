@@ -762,6 +762,11 @@ unsigned int worker_output_timeout(const struct worker *w)
     return atomic_load(&output_timeout_s);
 }
 
+unsigned int workers_count(void)
+{
+    return worker_count();
+}
+
 unsigned int workers_connections(void)
 {
     return atomic_load(&total_conns);

@@ -82,6 +82,8 @@ void workers_set_frame_timeout(unsigned int seconds);
 void workers_set_output_timeout(unsigned int seconds);
 void workers_set_io_stall_ms(unsigned int ms);
 unsigned int workers_connections(void);
+/* I/O threads started so far (spares included). */
+unsigned int workers_count(void);
 /* Asks every worker to finish what it has started, flush, close its
  * connections and stop; activates done once all have stopped. */
 void workers_stop(struct event *done);

@@ -6,3 +6,7 @@ include $(srcdir)/tests/e2e/local.mk
 include $(srcdir)/tests/fuzz/local.mk
 include $(srcdir)/tests/stress/local.mk
 include $(srcdir)/tests/isolation/local.mk
+include $(srcdir)/tests/system/local.mk
+
+# The CI drivers (run-all.sh is the README's test command).
+EXTRA_DIST += tests/run-all.sh tests/ci-distcheck.sh

@@ -55,14 +55,16 @@
 #define SUB_DIRS 16
 #define SUB_FILES 64
 #define SUBSUB_FILES 16
-#define MAX_SERVERS 3
+#define MAX_SERVERS 4
 #define MAX_MIXES 4
 #define MAX_REPEAT 15
 
 /* ---- options ------------------------------------------------------------ */
 
-enum server_kind { SRV_OURS, SRV_REF, SRV_MIN };
-static const char *const server_names[] = {"ours", "ref", "min"};
+/* bare: virtfs-proxyd with its request counting off (VIRTFS_PROXYD_STATS=off),
+ * only to measure what counting costs against ours. */
+enum server_kind { SRV_OURS, SRV_REF, SRV_MIN, SRV_BARE };
+static const char *const server_names[] = {"ours", "ref", "min", "bare"};
 
 enum mix { MIX_LSTAT, MIX_OPEN, MIX_CREATE, MIX_MIXED };
 static const char *const mix_names[] = {"lstat", "open", "create", "mixed"};
@@ -882,7 +884,7 @@ static int server_start(struct server *s, int kind, int nconns, long max_conns)
         }
         return 0;
     }
-    if (kind == SRV_OURS) {
+    if (kind == SRV_OURS || kind == SRV_BARE) {
         char maxc[32], thr[32];
         char *argv[16];
         int n = 0;
@@ -907,7 +909,11 @@ static int server_start(struct server *s, int kind, int nconns, long max_conns)
             argv[n++] = thr;
         }
         argv[n] = NULL;
+        if (kind == SRV_BARE) {
+            setenv("VIRTFS_PROXYD_STATS", "off", 1);
+        }
         s->pids[s->npids++] = spawn_argv(argv);
+        unsetenv("VIRTFS_PROXYD_STATS");
     } else {
         char *argv[] = {(char *)opt.minserver, "-p", export_dir, "-s", sock_path, NULL};
 
@@ -1263,7 +1269,8 @@ static void usage(int status)
 {
     fprintf(status == 0 ? stdout : stderr,
             "usage: vp-bench [options]\n"
-            "  --servers LIST      ours,ref,min (default: all three, alternating)\n"
+            "  --servers LIST      ours,ref,min,bare (default: ours,ref,min, alternating;\n"
+            "                      bare: ours with request counting off)\n"
             "  --mix LIST          lstat,open,create,mixed (default lstat)\n"
             "  --clients LIST      concurrent connections, e.g. 1,4,16,64,256 (default 1)\n"
             "  --duration S        measured seconds per run (default 3)\n"
@@ -1344,7 +1351,7 @@ int main(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
         switch (o) {
         case 'S':
-            parse_list(optarg, "server", server_names, 3, opt.servers, &opt.nservers,
+            parse_list(optarg, "server", server_names, 4, opt.servers, &opt.nservers,
                        MAX_SERVERS);
             break;
         case 'm':
@@ -1451,7 +1458,7 @@ int main(int argc, char **argv)
     snprintf(log_path, sizeof(log_path), "%s/servers.log", opt.workdir);
     make_tree();
     for (int i = 0; i < opt.nservers; i++) {
-        const char *bin = opt.servers[i] == SRV_OURS  ? opt.daemon
+        const char *bin = opt.servers[i] == SRV_OURS || opt.servers[i] == SRV_BARE ? opt.daemon
                           : opt.servers[i] == SRV_REF ? opt.reference
                                                       : opt.minserver;
 

@@ -16,7 +16,9 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-upgrade \
 	tests/integration/test-limits \
 	tests/integration/test-sockdir \
-	tests/integration/test-exact
+	tests/integration/test-exact \
+	tests/integration/test-control \
+	tests/integration/test-journal
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -75,3 +77,13 @@ tests_integration_test_exact_SOURCES = tests/integration/test-exact.c
 tests_integration_test_exact_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_exact_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_exact_LDADD = $(VT_LDADD)
+
+tests_integration_test_control_SOURCES = tests/integration/test-control.c
+tests_integration_test_control_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_control_CFLAGS = $(VT_CFLAGS) $(JSON_GLIB_CFLAGS)
+tests_integration_test_control_LDADD = $(VT_LDADD) $(JSON_GLIB_LIBS)
+
+tests_integration_test_journal_SOURCES = tests/integration/test-journal.c
+tests_integration_test_journal_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_journal_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_journal_LDADD = $(VT_LDADD)

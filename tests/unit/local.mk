@@ -43,3 +43,9 @@ TESTS += tests/unit/test-lanes
 tests_unit_test_lanes_SOURCES = tests/unit/test-lanes.c src/lanes.c src/proto.c src/log.c
 tests_unit_test_lanes_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GLIB_CFLAGS)
 tests_unit_test_lanes_LDADD = $(LIBEVENT_LIBS) $(GLIB_LIBS) -lpthread
+
+check_PROGRAMS += tests/unit/test-stats
+TESTS += tests/unit/test-stats
+tests_unit_test_stats_SOURCES = tests/unit/test-stats.c
+tests_unit_test_stats_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_stats_LDADD = $(VP_LIBS)

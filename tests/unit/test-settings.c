@@ -181,6 +181,34 @@ static void test_lane_threads(void)
     }
 }
 
+/* [daemon] control-socket: unset (the mode's default), a path, or empty
+ * (none); a relative path is refused. */
+static void test_control_socket(void)
+{
+    const char *exp = "[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n";
+    g_autofree char *given = g_strdup_printf("[daemon]\ncontrol-socket = /run/c.sock\n%s", exp);
+    g_autofree char *none = g_strdup_printf("[daemon]\ncontrol-socket =\n%s", exp);
+    g_autofree char *relative = g_strdup_printf("[daemon]\ncontrol-socket = c.sock\n%s", exp);
+    char *msg = NULL;
+    struct settings *set = load(exp, &msg);
+
+    g_assert_nonnull(set);
+    g_assert_null(set->control_socket);
+    settings_free(set);
+    set = load(given, &msg);
+    g_assert_nonnull(set);
+    g_assert_cmpstr(set->control_socket, ==, "/run/c.sock");
+    settings_free(set);
+    set = load(none, &msg);
+    g_assert_nonnull(set);
+    g_assert_cmpstr(set->control_socket, ==, "");
+    settings_free(set);
+    g_assert_null(load(relative, &msg));
+    g_assert_nonnull(strstr(msg, "control-socket"));
+    g_free(msg);
+    g_assert_cmpstr(SETTINGS_DEFAULT_CONTROL_SOCKET, ==, "/run/virtfs-proxyd/control.sock");
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -191,6 +219,7 @@ int main(int argc, char **argv)
     g_test_add_func("/settings/defaults", test_defaults);
     g_test_add_func("/settings/refused", test_refused);
     g_test_add_func("/settings/lane-threads", test_lane_threads);
+    g_test_add_func("/settings/control-socket", test_control_socket);
     ret = g_test_run();
     g_autofree char *file = g_build_filename(tmpdir, "test.conf", NULL);
     g_unlink(file);
