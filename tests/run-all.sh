@@ -97,6 +97,8 @@ if [ "${QUICK:-0}" != 1 ]; then
     count_log _build/tsan/test-suite.log "TSan"
     stage "fuzz: ${FUZZ_SECONDS:-30} s per libFuzzer target" bash tests/ci-sanitizers.sh fuzz
     stage "benchmark (quick)" make -s bench-quick
+    stage "make distcheck: the tarball builds, tests, installs and uninstalls" \
+        bash tests/ci-distcheck.sh
 fi
 
 say "summary"
