@@ -70,8 +70,12 @@ static int verify_daemon_caps(void)
 int caps_drop_daemon(void)
 {
     /* A process started by a live upgrade inherits an empty bounding set
-     * (and no CAP_SETPCAP to clear it with): nothing to do there. */
-    bool bounds_full = prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) > 0;
+     * (and no CAP_SETPCAP to clear it with): nothing to do there.  Any other
+     * start has CAP_SETPCAP in it: a root shell's full set, or the units'
+     * CapabilityBoundingSet=, which holds only the daemon's capabilities and
+     * CAP_SETPCAP (so no CAP_SYS_ADMIN: testing for that one made the daemon
+     * leave the units' set in place and refuse to start under systemd). */
+    bool bounds_full = prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) > 0;
 
     if (setgroups(0, NULL) < 0) {
         log_error("setgroups: %m");

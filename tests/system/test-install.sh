@@ -2,10 +2,11 @@
 # test-install.sh - `make install` into a DESTDIR, as an operator would use
 # it: the exact file list, the units checked by systemd-analyze verify, and
 # the installed daemon started from the installed unit's ExecStart line
-# (Type=notify readiness, a real client, the installed virtfs-proxyctl,
-# SIGTERM).  The installed programs and configuration are made to appear at
-# their real paths in a private mount namespace, so nothing of the machine's
-# changes.  TAP output.
+# under its CapabilityBoundingSet= and NoNewPrivileges= (Type=notify
+# readiness, a real client, the installed virtfs-proxyctl, SIGTERM).  The
+# installed programs and configuration are made to appear at their real
+# paths in a private mount namespace, so nothing of the machine's changes.
+# TAP output.
 set -u
 : "${TOP_BUILDDIR:?}" "${VP_SBINDIR:?}" "${VP_MANDIR:?}" "${VP_DOCDIR:?}" "${VP_SYSCONFDIR:?}"
 : "${VP_PROBE:?}"
@@ -66,10 +67,19 @@ fi
 # 3. the shared unit names the installed daemon and configuration
 service=$dest$unitdir/virtfs-proxyd.service
 execstart=
+bounds=
 if [ -z "$unitdir" ]; then
     skip "no systemd unit directory configured"
 else
     execstart=$(sed -n 's/^ExecStart=//p' "$service")
+    # What systemd applies before it executes ExecStart, through setpriv.
+    if command -v setpriv >/dev/null; then
+        bounds="setpriv --bounding-set=-all"
+        for c in $(sed -n 's/^CapabilityBoundingSet=//p' "$service" | tr '[:upper:]' '[:lower:]'); do
+            bounds="$bounds,+${c#cap_}"
+        done
+        if grep -qx 'NoNewPrivileges=yes' "$service"; then bounds="$bounds --no-new-privs"; fi
+    fi
     check "ExecStart= is '$execstart'" \
         [ "$execstart" = "$VP_SBINDIR/virtfs-proxyd --nodaemon -c $VP_SYSCONFDIR/virtfs-proxyd.conf" ]
 fi
@@ -142,11 +152,11 @@ CONF
 cat >"$work/run.sh" <<'RUN'
 # In the namespace: start ExecStart as systemd would (NOTIFY_SOCKET set),
 # wait for READY=1, then use it.
-work=$1 execstart=$2 probe=$3 sbindir=$4
+work=$1 execstart=$2 probe=$3 sbindir=$4 bounds=$5
 "$probe" ready "$work/notify" 10 >"$work/ready" &
 rpid=$!
 for _ in $(seq 100); do grep -q listening "$work/ready" 2>/dev/null && break; sleep 0.05; done
-NOTIFY_SOCKET=$work/notify $execstart 2>"$work/daemon.log" &
+NOTIFY_SOCKET=$work/notify $bounds $execstart 2>"$work/daemon.log" &
 dpid=$!
 wait $rpid; ready=$?
 echo "ready=$ready $(tail -1 "$work/ready")"
@@ -156,7 +166,8 @@ kill -TERM $dpid
 wait $dpid
 echo "exit=$?"
 RUN
-in_install bash "$work/run.sh" "$work" "$execstart" "$VP_PROBE" "$VP_SBINDIR" >"$work/run.out" 2>&1
+in_install bash "$work/run.sh" "$work" "$execstart" "$VP_PROBE" "$VP_SBINDIR" "$bounds" \
+    >"$work/run.out" 2>&1
 sed 's/^/# /' "$work/run.out"
 check "started from ExecStart, it says READY=1 on \$NOTIFY_SOCKET" \
     grep -q "^ready=0 READY=1 MAINPID=" "$work/run.out"
