@@ -5,7 +5,7 @@
 #   boot-guest.sh --image DIR --log FILE [--accel tcg|kvm] [--timeout SEC]
 #                 [--append "KEY=VALUE ..."]
 #                 [--socket PATH | --fd-server BIN --export DIR [--reap-log FILE]]
-#                 [--socket2 PATH]
+#                 [--socket2 PATH] [--name NAME] [--user UID:GID]
 #
 # --socket PATH      -fsdev proxy,socket=PATH (a server must be listening).
 # --fd-server BIN    -fsdev proxy,sock_fd=4, and BIN -n -p DIR -f 3 is started
@@ -15,6 +15,10 @@
 #                    the exit status of the server and of every process that
 #                    takes over from it in a live upgrade.
 # --socket2 PATH     a second 9p device, mount tag share2, on socket PATH.
+# --name NAME        -name guest=NAME,debug-threads=on, as libvirt names a VM.
+# --user UID:GID     QEMU runs as UID:GID without supplementary groups (as
+#                    libvirt runs it), not as root; the console FILE is made
+#                    theirs first, and kernel and initramfs must be readable.
 # Without --socket or --fd-server, the guest has no 9p device (used for probe
 # boots).
 #
@@ -25,7 +29,7 @@ set -euo pipefail
 
 args=("$@")
 image='' log='' accel=tcg timeout=120 append='' socket='' fd_server='' export_dir=''
-reap_log='' socket2=''
+reap_log='' socket2='' name='' user=''
 while [[ $# -gt 0 ]]; do
     case $1 in
         --image) image=$2 ;;
@@ -38,6 +42,8 @@ while [[ $# -gt 0 ]]; do
         --export) export_dir=$2 ;;
         --reap-log) reap_log=$2 ;;
         --socket2) socket2=$2 ;;
+        --name) name=$2 ;;
+        --user) user=$2 ;;
         *) echo "boot-guest.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift 2
@@ -65,13 +71,20 @@ if [[ -n $socket2 ]]; then
     fsdev+=(-fsdev "proxy,id=fs1,socket=$socket2"
             -device "virtio-9p-pci,fsdev=fs1,mount_tag=share2")
 fi
+extra=() runas=()
+[[ -z $name ]] || extra+=(-name "guest=$name,debug-threads=on")
+if [[ -n $user ]]; then
+    : >"$log"
+    chown "$user" "$log"
+    runas=(setpriv --reuid="${user%%:*}" --regid="${user#*:}" --clear-groups)
+fi
 
 # timeout forwards SIGTERM to QEMU, so killing this process's pid (after the
-# exec, timeout's) stops the guest.
+# exec, timeout's) stops the guest. Its child is QEMU (setpriv execs it).
 exec timeout -k 5 "$timeout" \
-    qemu-system-x86_64 -accel "$accel" -M pc -m 256 -smp 1 \
+    "${runas[@]}" qemu-system-x86_64 -accel "$accel" -M pc -m 256 -smp 1 \
     -nodefaults -no-user-config -display none -no-reboot \
     -serial "file:$log" \
     -kernel "$image/kernel" -initrd "$image/initramfs.img" \
     -append "console=ttyS0 quiet panic=-1 $append" \
-    "${fsdev[@]}" 2>"$log.qemu"
+    "${fsdev[@]}" "${extra[@]}" 2>"$log.qemu"

@@ -15,6 +15,10 @@
 #          (SIGHUP) while the guests run, a fourth guest joins after the first
 #          upgrade, a last upgrade that cannot start must change nothing; no
 #          guest may see a single error
+#   service  the installed units (virtfs-proxyd only): make install DESTDIR, the
+#          socket unit's socket through systemd-socket-activate, ExecStart as
+#          installed, one unprivileged guest, watched with the installed
+#          virtfs-proxyctl (status, connections, stats, metrics)
 # Each guest reports one E2E-RESULT line per check on its console; after it
 # powers off, e2e-work verify (verify-loop) checks what it left on the host.
 #
@@ -23,7 +27,7 @@
 #   VIRTFS_PROXYD, REFERENCE_HELPER   their paths (set by make check)
 #   E2E_ACCEL=kvm|tcg           skip the KVM trial boot
 #   E2E_GUEST_TIMEOUT=SEC       per-guest bound (default 60 under TCG, 30 under KVM)
-#   E2E_PHASES="one fd loose multi upgrade"   run a subset
+#   E2E_PHASES="one fd loose multi upgrade service"   run a subset
 #   E2E_UPGRADE_ROUNDS=N        upgrade: rounds of live upgrades (default 3)
 #   E2E_UPGRADE_GAP=SEC         upgrade: seconds between rounds (default 3)
 #   E2E_UPGRADE_TIMEOUT=SEC     upgrade: per-guest bound (default 100)
@@ -691,6 +695,299 @@ phase_upgrade() {
     fi
 }
 
+# ---- the installed units: socket activation, watched with virtfs-proxyctl ----
+
+# unit_key UNIT KEY: the value of the last KEY= line of UNIT.
+unit_key() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+
+# svc_ctl ARGS...: the installed virtfs-proxyctl on the phase's control socket,
+# in the phase's namespace (uses svc_ns, sbindir and svc of phase_service).
+svc_ctl() { "${svc_ns[@]}" no "$sbindir/virtfs-proxyctl" -t 5 --control "$svc/control.sock" "$@"; }
+
+# svc_counts FILE KIND: "TYPE COUNT" per request type of export $fdname in
+# the output of stats (KIND text), stats --json (json) or metrics (metrics).
+svc_counts() {
+    case $2 in
+        text) awk -v e="$fdname" '$1 == "export" { on = ($2 == e); next }
+                  on && $1 != "TYPE" && $2 ~ /^[0-9]+$/ { print $1, $2 }' "$1" ;;
+        json) grep -oE '"type":"[a-z]+","requests":[0-9]+' "$1" |
+                  sed -E 's/"type":"([a-z]+)","requests":/\1 /' ;;
+        metrics) sed -nE "s/^virtfs_proxyd_requests_total\\{export=\"$fdname\",type=\"([a-z]+)\"\\} ([0-9]+)$/\\1 \\2/p" "$1" ;;
+    esac | sort
+}
+
+# svc_abort PID...: ends these processes (a guest, the daemon) now.
+svc_abort() {
+    local pid
+    kill "$@" 2>/dev/null || true
+    for pid in "$@"; do wait_exit "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true; done
+    wait "$@" 2>/dev/null || true
+}
+
+# phase_service: what an operator does on a fresh machine, with a real
+# guest. `make install` into a DESTDIR; from the installed
+# virtfs-proxyd.socket its ListenStream= and FileDescriptorName=, from the
+# service it names its ExecStart=; a private configuration at the path
+# ExecStart reads, with the export of that name on that socket and a
+# private control socket. systemd-socket-activate listens as systemd would
+# (the socket given the unit's SocketUser=, SocketGroup=, SocketMode= and
+# DirectoryMode=) and starts ExecStart verbatim (with the unit's LimitNOFILE=, CapabilityBoundingSet=,
+# NoNewPrivileges=, PrivateNetwork= and ProtectSystem=full) when the guest's
+# QEMU connects. QEMU runs unprivileged in the socket's group, as libvirt
+# runs it, with -name guest=NAME; its guest loops over the common
+# operations while the host watches it with the installed virtfs-proxyctl.
+# Everything runs in private mount namespaces (an empty /run holding the
+# socket directory; the installed programs and the configuration overlaid
+# read-only on sbindir and sysconfdir): nothing of the machine changes.
+phase_service() {
+    local svc=$work/service tag=service vm=e2e-service-vm qemu_uid=65534
+    local dest sock_unit svc_unit execstart listen fdname conf sock group gid cmd
+    local dpid gpid qpid old acc=$accel rc=0 t0 caps bset nofile ok what kind
+    local -a argv nnp=() senv=() types=(lstat open create mkdir symlink link readlink statfs
+        chmod rename remove lsetxattr lgetxattr)
+    local sbindir svc_ns i
+    t0=$(date +%s.%N)
+    if [[ $SERVER != proxyd ]]; then
+        tap SKIP "service: socket unit and virtfs-proxyctl" "virtfs-proxyd only"
+        return
+    fi
+    for cmd in systemd-socket-activate unshare setpriv prlimit make; do
+        command -v "$cmd" >/dev/null ||
+            { tap SKIP "service: socket unit and virtfs-proxyctl" "no $cmd here"; return; }
+    done
+    mkdir -p "$svc/etc" "$svc/run" "$svc/img"
+    dest=$svc/dest
+    if make -s -C "${TOP_BUILDDIR:-$E2E_DIR/../..}" install DESTDIR="$dest" \
+        >"$svc/install.log" 2>&1; then
+        tap PASS "service: make install DESTDIR"
+    else
+        tap FAIL "service: make install DESTDIR"
+        show_logs "$svc/install.log"
+        return
+    fi
+    sock_unit=$(find "$dest" -type f -name virtfs-proxyd.socket | head -n 1)
+    if [[ -z $sock_unit ]]; then
+        tap SKIP "service: socket unit and virtfs-proxyctl" "no units installed (no systemd unit directory)"
+        return
+    fi
+    listen=$(unit_key "$sock_unit" ListenStream) fdname=$(unit_key "$sock_unit" FileDescriptorName)
+    svc_unit=$(dirname "$sock_unit")/$(unit_key "$sock_unit" Service)
+    execstart=$(unit_key "$svc_unit" ExecStart)
+    read -ra argv <<<"$execstart"
+    for ((i = 1; i < ${#argv[@]}; i++)); do [[ ${argv[i - 1]} != -c ]] || conf=${argv[i]}; done
+    sbindir=$(dirname "${argv[0]:-/}")
+    sock=$svc/run/${listen##*/}
+    what="service: installed units: ListenStream=$listen FileDescriptorName=$fdname, ExecStart=$execstart"
+    if [[ $listen == /run/*/* && -n $fdname && -x $dest${argv[0]:-/none} && -n ${conf:-} &&
+          -x $dest$sbindir/virtfs-proxyctl ]]; then
+        tap PASS "$what"
+    else
+        tap FAIL "$what" "want a socket under /run, a name, an installed program given -c FILE"
+        return
+    fi
+    if [[ ! -d $sbindir || ! -d $(dirname "$conf") ]]; then
+        tap SKIP "service: socket unit and virtfs-proxyctl" "$sbindir or $(dirname "$conf") is missing here (mount points)"
+        return
+    fi
+
+    # The namespace: svc_ns PROTECT CMD... (PROTECT yes: the service's own).
+    cat >"$svc/ns.sh" <<'NS'
+set -e
+rundir=$1 runsrc=$2 dsbin=$3 sbin=$4 etc=$5 sysconf=$6 protect=$7
+shift 7
+overlay() { mount -t overlay overlay -o "lowerdir=$1:$2" "$2" 2>/dev/null || mount --bind "$1" "$2"; }
+if [ "$protect" = yes ]; then # ProtectSystem=full
+    for d in /usr /boot /etc; do
+        if [ -d "$d" ]; then mount --bind "$d" "$d"; mount -o remount,bind,ro "$d"; fi
+    done
+fi
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p "$rundir"
+mount --bind "$runsrc" "$rundir"
+overlay "$dsbin" "$sbin"
+overlay "$etc" "$sysconf"
+exec "$@"
+NS
+    svc_ns=(unshare -m --propagation private bash "$svc/ns.sh" "$(dirname "$listen")" "$svc/run"
+            "$dest$sbindir" "$sbindir" "$svc/etc" "$(dirname "$conf")")
+    if ! "${svc_ns[@]}" yes unshare -n true 2>"$svc/ns.log"; then
+        tap SKIP "service: socket unit and virtfs-proxyctl" "no private mount and network namespace here: $(head -c 200 "$svc/ns.log")"
+        return
+    fi
+
+    # The socket unit's owner and mode; a stand-in gid if its group is absent.
+    group=$(unit_key "$sock_unit" SocketGroup)
+    gid=$(getent group "${group:-root}" | cut -d: -f3) || true
+    if [[ -z $gid ]]; then
+        for ((gid = 64990; gid < 65000; gid++)); do getent group "$gid" >/dev/null || break; done
+        echo "# service: group $group does not exist here; gid $gid stands in for it"
+        group=$gid
+    fi
+    cat >"$svc/etc/${conf##*/}" <<CONF
+[daemon]
+control-socket = $svc/control.sock
+
+[export $fdname]
+path = $work/export
+socket = $listen
+uid = $(unit_key "$sock_unit" SocketUser)
+gid = $group
+CONF
+    chmod "$(unit_key "$sock_unit" DirectoryMode)" "$svc/run"
+
+    # systemd's part: listen, then on the first connection start ExecStart
+    # with the service's limits.
+    caps=$(unit_key "$svc_unit" CapabilityBoundingSet) bset=-all
+    for cmd in ${caps,,}; do bset+=,+${cmd#cap_}; done
+    [[ $(unit_key "$svc_unit" NoNewPrivileges) != yes ]] || nnp=(--no-new-privs)
+    nofile=$(unit_key "$svc_unit" LimitNOFILE)
+    # systemd-socket-activate passes on only PATH, TERM, USER and HOME: keep
+    # a sanitizer build's settings (ci-sanitizers.sh).
+    for cmd in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS; do
+        [[ -z ${!cmd:-} ]] || senv+=(-E "$cmd")
+    done
+    if ! prlimit --nofile="${nofile:=1024}" true 2>/dev/null; then
+        echo "# service: LimitNOFILE=$nofile cannot be set here (no CAP_SYS_RESOURCE): $(ulimit -Hn)"
+        nofile=$(ulimit -Hn)
+    fi
+    "${svc_ns[@]}" yes unshare -n systemd-socket-activate -l "$listen" --fdname="$fdname" "${senv[@]}" -- \
+        prlimit --nofile="$nofile" setpriv --bounding-set="$bset" "${nnp[@]}" "${argv[@]}" \
+        </dev/null >"$svc/daemon.log" 2>&1 &
+    dpid=$!
+    server_pids+=("$dpid")
+    if ! wait_socket "$sock" "" "$dpid" 10; then
+        tap FAIL "service: systemd-socket-activate listens on $listen"
+        show_logs "$svc/daemon.log"
+        svc_abort "$dpid"
+        return
+    fi
+    chown "$(unit_key "$sock_unit" SocketUser):$gid" "$sock"
+    chmod "$(unit_key "$sock_unit" SocketMode)" "$sock"
+    old=$(sock_id "$sock")
+
+    # The guest: QEMU as an unprivileged user in the socket's group, which
+    # cannot read the image cache: the kernel and initramfs are linked here.
+    for cmd in kernel initramfs.img; do
+        ln -f "$(readlink -f "$image/$cmd")" "$svc/img/$cmd" 2>/dev/null ||
+            cp "$(readlink -f "$image/$cmd")" "$svc/img/$cmd"
+    done
+    if [[ $acc == kvm ]] && ! setpriv --reuid=$qemu_uid --regid="$gid" --clear-groups \
+        test -r /dev/kvm -a -w /dev/kvm; then
+        acc=tcg
+        echo "# service: uid $qemu_uid cannot use /dev/kvm: this guest runs under TCG"
+    fi
+    mkdir -p "$work/export/$tag"
+    : >"$work/$tag.log"
+    date +%s.%N >"$work/$tag.start"
+    "${svc_ns[@]}" no "$E2E_DIR/boot-guest.sh" --image "$svc/img" --accel "$acc" \
+        --timeout "$guest_timeout" --log "$work/$tag.log" --socket "$listen" --name "$vm" \
+        --user "$qemu_uid:$gid" \
+        --append "e2e.dir=$tag e2e.mode=loop e2e.cache=none e2e.secs=$((guest_timeout - 10))" &
+    gpid=$!
+    guest_pids+=("$gpid")
+    ok=1
+    wait_console "$tag" '^E2E-LOOP n=' "$guest_timeout" "$gpid" || ok=0
+    qpid=$(cat "/proc/$gpid/task/$gpid/children" 2>/dev/null || pgrep -P "$gpid" || true)
+    qpid=${qpid%% *}
+    if [[ $ok -eq 1 && -n $qpid && $(cat "/proc/$qpid/comm" 2>/dev/null) == qemu-system-* ]]; then
+        tap PASS "service: guest (QEMU pid $qpid, uid $qemu_uid) attached and looping"
+    else
+        tap FAIL "service: guest (QEMU pid ${qpid:-?}, uid $qemu_uid) attached and looping"
+        show_logs "$work/$tag.log" "$work/$tag.log.qemu" "$svc/daemon.log"
+        svc_abort "$gpid" "$dpid"
+        return
+    fi
+
+    # While the guest runs: the daemon systemd started, its socket, who is connected.
+    svc_ctl status --json >"$svc/status.json" 2>&1 || true
+    what="service: status: pid $dpid, export $fdname on systemd's $listen"
+    if grep -q "\"pid\":$dpid," "$svc/status.json" &&
+       grep -q "{\"name\":\"$fdname\",[^}]*\"socket\":\"$listen\",\"socket_owner\":\"systemd\",\"connections\":1}" \
+           "$svc/status.json"; then
+        tap PASS "$what"
+    else
+        tap FAIL "$what" "$(head -c 600 "$svc/status.json")"
+    fi
+    what="service: QEMU (unprivileged) could not unlink systemd's socket path: $listen stays"
+    if [[ -S $sock && $(sock_id "$sock") == "$old" ]]; then tap PASS "$what"; else tap FAIL "$what"; fi
+    svc_ctl connections >"$svc/connections.txt" 2>&1 || true
+    svc_ctl connections --json >"$svc/connections.json" 2>&1 || true
+    what="service: connections lists export $fdname, QEMU pid $qpid, uid $qemu_uid, VM $vm (text and --json)"
+    if awk -v e="$fdname" -v p="$qpid" -v u="$qemu_uid" -v v="$vm" \
+           '$1 == e && $2 == p && $3 == u && $4 == v && $5 > 0 { f = 1 } END { exit !f }' \
+           "$svc/connections.txt" &&
+       grep -qE "^\{\"connections\":\[\{\"export\":\"$fdname\",\"peer_pid\":$qpid,\"peer_uid\":$qemu_uid,\"vm\":\"$vm\",\"requests\":[1-9]" \
+           "$svc/connections.json"; then
+        tap PASS "$what"
+    else
+        tap FAIL "$what" "$(cat "$svc/connections.txt" "$svc/connections.json" | tr '\n' ';')"
+    fi
+
+    # Stop the loop; then the figures of the whole run.
+    touch "$work/export/$tag/stop"
+    finish_guest "$tag" "$gpid" verify-loop "$work/export/$tag"
+    if [[ -s $work/$tag.log.qemu ]]; then
+        tap FAIL "service: QEMU reported nothing on stderr" "$(head -c 500 "$work/$tag.log.qemu")"
+    else
+        tap PASS "service: QEMU reported nothing on stderr"
+    fi
+    for ((i = 0; i < 100; i++)); do # the daemon has seen QEMU go
+        ! grep -q "peer pid $qpid disconnected" "$svc/daemon.log" || break
+        sleep 0.05
+    done
+    svc_ctl stats >"$svc/stats.txt" 2>&1 || true
+    svc_ctl stats --json >"$svc/stats.json" 2>&1 || true
+    svc_ctl metrics >"$svc/metrics.txt" 2>&1 || true
+    for kind in text json metrics; do
+        case $kind in text) cmd=$svc/stats.txt ;; json) cmd=$svc/stats.json ;; *) cmd=$svc/metrics.txt ;; esac
+        svc_counts "$cmd" "$kind" >"$svc/counts.$kind"
+    done
+    what="service: stats, stats --json and metrics: the same non-zero counts for ${types[*]},"
+    what+=" adding up to the requests the daemon logged for the guest's connection"
+    old=$(sed -nE "s/.*peer pid $qpid disconnected after ([0-9]+) requests.*/\1/p" "$svc/daemon.log")
+    ok=1
+    [[ -n $old && $(awk '{ n += $2 } END { print n + 0 }' "$svc/counts.text") == "$old" ]] || ok=0
+    for cmd in "${types[@]}"; do
+        awk -v t="$cmd" '$1 == t && $2 > 0 { f = 1 } END { exit !f }' "$svc/counts.text" || ok=0
+    done
+    if [[ $ok -eq 1 ]] && cmp -s "$svc/counts.text" "$svc/counts.json" &&
+       cmp -s "$svc/counts.text" "$svc/counts.metrics"; then
+        tap PASS "$what"
+        echo "# service: requests of export $fdname: $(tr '\n' ' ' <"$svc/counts.text")"
+    else
+        tap FAIL "$what" "logged: ${old:-none}; text: $(tr '\n' ' ' <"$svc/counts.text"); json: $(tr '\n' ' ' <"$svc/counts.json"); metrics: $(tr '\n' ' ' <"$svc/counts.metrics")"
+        show_logs "$svc/stats.txt"
+    fi
+    svc_ctl connections >"$svc/connections.after" 2>&1 || true
+    what="service: after the guest left: no connection, gauge virtfs_proxyd_connections{export=\"$fdname\"} 0"
+    if grep -qx '(no connections)' "$svc/connections.after" &&
+       grep -qx "virtfs_proxyd_connections{export=\"$fdname\"} 0" "$svc/metrics.txt"; then
+        tap PASS "$what"
+    else
+        tap FAIL "$what" "$(tr '\n' ';' <"$svc/connections.after")"
+    fi
+
+    # SIGTERM, as systemctl stop: exit 0; systemd's socket stays, the control socket goes.
+    kill -TERM "$dpid" 2>/dev/null || true
+    wait_exit "$dpid" 10 || kill -KILL "$dpid" 2>/dev/null || true
+    wait "$dpid" || rc=$?
+    what="service: SIGTERM: exit 0, systemd's socket left to systemd, control socket removed"
+    if [[ $rc -eq 0 && -S $sock && ! -e $svc/control.sock ]]; then
+        tap PASS "$what"
+    else
+        tap FAIL "$what" "exit status $rc"
+    fi
+    old=$(grep -E ': (error|warning): ' "$svc/daemon.log" || true)
+    if [[ -z $old ]]; then
+        tap PASS "service: no error or warning in the daemon's log"
+    else
+        tap FAIL "service: no error or warning in the daemon's log" "$(head -n 5 <<<"$old" | tr '\n' ';')"
+        show_logs "$svc/daemon.log"
+    fi
+    printf '# timing service phase: %.1fs in all (make install included)\n' \
+        "$(awk -v t="$t0" -v e="$(date +%s.%N)" 'BEGIN { print e - t }')"
+}
+
 # ---- set-up ---------------------------------------------------------------
 
 choose_server() {
@@ -738,13 +1035,14 @@ main() {
     chmod 0755 "$work" "$work/export"
     choose_accel
 
-    for phase in ${E2E_PHASES:-one fd loose multi upgrade}; do
+    for phase in ${E2E_PHASES:-one fd loose multi upgrade service}; do
         case $phase in
             one) phase_socket one none ;;
             fd) phase_fd ;;
             loose) phase_socket loose loose ;;
             multi) phase_multi ;;
             upgrade) phase_upgrade ;;
+            service) phase_service ;;
             *) echo "Bail out! unknown phase $phase"; exit 1 ;;
         esac
     done
