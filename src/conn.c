@@ -48,8 +48,14 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "progress.h"
+#include "registry.h"
 #include "tally.h"
 #include "worker.h"
+
+/* What the kernel may charge a piece of output beyond its bytes (struct
+ * sk_buff and page rounding): an upper bound, see conn_room. */
+#define CONN_TRUESIZE_SLACK 8192u
 
 /* Requests taken from one connection before others get a turn. */
 #define CONN_BUDGET 32
@@ -71,6 +77,7 @@ static const char *const state_names[] = {"reading",  "in-lane",  "backlog",
 struct outmsg {
     struct outmsg *next;
     int fd; /* passed with the first byte written, then closed */
+    bool reply; /* the rest of the reply in flight (progress.h) */
     size_t len, off;
     uint8_t data[];
 };
@@ -102,6 +109,21 @@ struct conn {
     uint64_t *identities; /* uid << 32 | gid this connection created as */
     unsigned int n_identities;
     unsigned long requests, malformed;
+    /* Progress (progress.h).  Input is only peeked at: the bytes of every
+     * request not yet answered stay in the socket. */
+    int slot_idx;                  /* in the shared table, or -1 */
+    struct progress_slot *slot;    /* the shared one, or own_slot */
+    struct progress_slot own_slot;
+    uint8_t *slot_out;             /* the shared out area, or NULL */
+    uint32_t answered;             /* answered bytes not yet dropped */
+    unsigned int answered_frames;
+    bool in_flight;                /* a request runs or its reply is being written */
+    uint32_t cur_len;              /* its frame's bytes in the socket */
+    uint32_t cur_type;
+    uint32_t reply_len, reply_off; /* its reply, and how much of it is written */
+    size_t unsocketed; /* hand-over from an older process: pending bytes it had consumed */
+    size_t sndbuf;      /* the socket's send buffer */
+    size_t since_check; /* bound on the bytes the peer has not read (conn_room) */
 };
 
 /* Lines about connections coming and going, and why one was closed: a peer
@@ -150,12 +172,81 @@ static struct worker *conn_w(const struct conn *c)
     return atomic_load_explicit(&c->w, memory_order_relaxed);
 }
 
+/* ---- progress records ------------------------------------------------------ */
+
+static uint64_t conn_word(const struct conn *c, enum progress_phase phase, uint32_t off,
+                          uint32_t len)
+{
+    return progress_pack(c->answered, phase, c->cur_type, off, len);
+}
+
+static void conn_mark(struct conn *c, enum progress_phase phase, uint32_t off, uint32_t len)
+{
+    progress_store(c->slot, conn_word(c, phase, off, len));
+}
+
+/* The reply to the request in flight has been written whole. */
+static void conn_replied(struct conn *c)
+{
+    c->in_flight = false;
+    c->answered += c->cur_len;
+    c->answered_frames++;
+    c->cur_len = 0;
+    c->cur_type = 0;
+    c->reply_len = c->reply_off = 0;
+    conn_mark(c, PROGRESS_IDLE, 0, 0);
+    atomic_store_explicit(&c->slot->served,
+                          atomic_load_explicit(&c->slot->served, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Drops the answered bytes from the socket (between requests).  The peek
+ * offset before is recorded, so a crash in the middle leaves no doubt. */
+static void conn_drop_answered(struct conn *c)
+{
+    uint8_t scratch[4096];
+    uint32_t left = c->answered;
+
+    if (left == 0) {
+        return;
+    }
+    atomic_store_explicit(&c->slot->drop_peek,
+                          (uint64_t)c->answered + c->cur_len + c->pending_len - c->unsocketed,
+                          memory_order_relaxed);
+    conn_mark(c, PROGRESS_DROPPING, c->reply_off, c->reply_len);
+    while (left > 0) {
+        ssize_t n = recv(c->fd, scratch, left < sizeof(scratch) ? left : sizeof(scratch),
+                         MSG_DONTWAIT);
+
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            /* The bytes were peeked, so they are there: only a broken
+             * socket gets here. */
+            c->failed = true;
+            break;
+        }
+        left -= (uint32_t)n;
+    }
+    c->answered = 0;
+    c->answered_frames = 0;
+    conn_mark(c, c->in_flight ? PROGRESS_QUEUED : PROGRESS_IDLE, c->reply_off, c->reply_len);
+}
+
+static bool conn_should_drop(const struct conn *c)
+{
+    return c->answered_frames >= PROGRESS_DROP_FRAMES || c->answered >= PROGRESS_DROP_BYTES;
+}
+
 /* Makes the connection's events on its current worker's loop. */
 static int conn_make_events(struct conn *c)
 {
     struct event_base *base = conn_w(c)->base;
 
-    c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    /* Edge-triggered: bytes peeked at stay in the socket, which a level
+     * would report readable for ever. */
+    c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST | EV_ET, conn_on_read, c);
     c->ev_write = event_new(base, c->fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
     c->ev_frame = evtimer_new(base, conn_on_frame_timeout, c);
     c->ev_kick = evtimer_new(base, conn_on_read, c);
@@ -182,15 +273,36 @@ static void conn_free_events(struct conn *c)
     c->stall_armed = false;
 }
 
-struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer)
+struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer,
+                      int slot)
 {
     struct conn *c = calloc(1, sizeof(*c));
+    int zero = 0;
 
     if (c == NULL) {
         log_error("out of memory for a new connection");
         return NULL;
     }
     c->fd = fd;
+    c->slot_idx = slot;
+    if (slot >= 0 && progress_shared()) {
+        c->slot = progress_slot_at((unsigned int)slot);
+        c->slot_out = progress_out_at((unsigned int)slot);
+    } else {
+        c->slot_idx = -1;
+        c->slot = &c->own_slot;
+    }
+    /* Peeks start where the hand-over says (conn_set_handover). */
+    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+    {
+        int sndbuf = 0;
+        socklen_t len = sizeof(sndbuf);
+
+        getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
+        c->sndbuf = sndbuf > 0 ? (size_t)sndbuf : 0;
+        /* Nothing is known about what the peer has read: ask first. */
+        c->since_check = c->sndbuf;
+    }
     atomic_init(&c->w, w);
     c->ex = ex;
     c->peer_pid = peer->pid;
@@ -220,15 +332,18 @@ static void conn_kick(struct conn *c)
 
 /* ---- output -------------------------------------------------------------- */
 
-/* One sendmsg; pass_fd >= 0 rides on the first byte.  Returns bytes written,
- * 0 when the socket is full, or -errno. */
-static ssize_t send_with_fd(int sock, const uint8_t *data, size_t len, int pass_fd)
+/* One sendmsg of at most PROGRESS_CHUNK bytes; pass_fd >= 0 rides on the
+ * first byte.  For a piece of the reply in flight (reply), the SENDING
+ * record is stored immediately before the system call (progress.h).
+ * Returns bytes written, 0 when the socket is full, or -errno. */
+static ssize_t conn_write(struct conn *c, const uint8_t *data, size_t len, int pass_fd,
+                          bool reply)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } control;
-    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = MIN(len, PROGRESS_CHUNK)};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
     ssize_t n;
 
@@ -245,12 +360,44 @@ static ssize_t send_with_fd(int sock, const uint8_t *data, size_t len, int pass_
         memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
     }
     do {
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
+        if (reply) {
+            n = progress_sendmsg(c->slot,
+                                 conn_word(c, PROGRESS_SENDING, c->reply_off, c->reply_len),
+                                 c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            n = n < 0 ? -errno : n;
+        }
+    } while (n == -EINTR);
     if (n < 0) {
-        return errno == EAGAIN ? 0 : -errno;
+        return n == -EAGAIN ? 0 : n;
     }
     return n;
+}
+
+/* Whether the socket takes a piece of len bytes now, for sure: the kernel
+ * refuses one only when what the peer has not read reaches the send
+ * buffer.  The kernel is asked only when the bytes written since it was
+ * last asked could have come near that: a peer that reads each reply (QEMU)
+ * costs one ioctl in about a hundred replies.  A SENDING record is then
+ * never followed by a sendmsg that writes nothing. */
+static bool conn_room(struct conn *c, size_t len)
+{
+    int outq;
+
+    if (c->since_check + len + CONN_TRUESIZE_SLACK < c->sndbuf) {
+        return true;
+    }
+    if (ioctl(c->fd, SIOCOUTQ, &outq) < 0) {
+        return true; /* sendmsg will say what is wrong */
+    }
+    c->since_check = (size_t)outq;
+    return (size_t)outq < c->sndbuf;
+}
+
+static void conn_wrote(struct conn *c, size_t n)
+{
+    c->since_check += n + CONN_TRUESIZE_SLACK;
 }
 
 static void conn_note_progress(struct conn *c)
@@ -258,8 +405,9 @@ static void conn_note_progress(struct conn *c)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &c->stall_since);
 }
 
-/* Appends data (from byte 0) to the output queue, with fd riding on it. */
-static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
+/* Appends data (from byte 0) to the output queue, with fd riding on it;
+ * reply: it is the rest of the reply in flight. */
+static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_fd, bool reply)
 {
     struct outmsg *m = malloc(sizeof(*m) + len);
 
@@ -270,6 +418,7 @@ static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_
     m->fd = pass_fd;
     m->len = len;
     m->off = 0;
+    m->reply = reply;
     memcpy(m->data, data, len);
     if (c->out_tail != NULL) {
         c->out_tail->next = m;
@@ -288,30 +437,51 @@ static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_
     return 0;
 }
 
-/* Queues or writes one reply.  Takes ownership of pass_fd. */
-static void conn_send(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
+/* Writes or queues the reply to the request in flight, of which the first
+ * `start` bytes are written already (a hand-over).  Takes ownership of
+ * pass_fd.  A reply that waits for its peer is copied to the slot's out
+ * area first, so that a new process can finish writing it. */
+static void conn_send_at(struct conn *c, const uint8_t *data, size_t len, size_t start,
+                         int pass_fd)
 {
-    ssize_t n = 0;
+    size_t off = start;
 
     if (c->failed) {
         goto drop;
     }
-    if (c->out_head == NULL) {
-        n = send_with_fd(c->fd, data, len, pass_fd);
+    c->reply_len = (uint32_t)len;
+    c->reply_off = (uint32_t)off;
+    if (c->slot_out != NULL && len > PROGRESS_CHUNK && data != c->slot_out) {
+        memcpy(c->slot_out, data, len); /* written in pieces: keep it whole */
+    }
+    while (c->out_head == NULL && off < len && conn_room(c, MIN(len - off, PROGRESS_CHUNK))) {
+        ssize_t n = conn_write(c, data + off, len - off, off == start ? pass_fd : -1, true);
+
         if (n < 0) {
             conn_fail(c, "send: %s", strerror((int)-n));
             goto drop;
         }
-        if (n > 0 && pass_fd >= 0) {
+        if (n == 0) {
+            break;
+        }
+        if (off == start && pass_fd >= 0) {
             close(pass_fd);
             pass_fd = -1;
             c->fds_unread++;
         }
-        if ((size_t)n == len) {
-            return;
-        }
+        conn_wrote(c, (size_t)n);
+        off += (size_t)n;
+        c->reply_off = (uint32_t)off;
     }
-    if (conn_queue(c, data + n, len - (size_t)n, pass_fd) < 0) {
+    if (off == len) {
+        conn_replied(c);
+        return;
+    }
+    if (c->slot_out != NULL && data != c->slot_out) {
+        memcpy(c->slot_out, data, len);
+    }
+    conn_mark(c, PROGRESS_QUEUED, c->reply_off, c->reply_len);
+    if (conn_queue(c, data + off, len - off, pass_fd, true) < 0) {
         conn_fail(c, "out of memory queueing a reply");
         goto drop;
     }
@@ -325,19 +495,31 @@ drop:
     }
 }
 
+static void conn_send(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
+{
+    conn_send_at(c, data, len, 0, pass_fd);
+}
+
 static void conn_flush(struct conn *c)
 {
     while (c->out_head != NULL && !c->failed) {
         struct outmsg *m = c->out_head;
-        ssize_t n = send_with_fd(c->fd, m->data + m->off, m->len - m->off, m->fd);
+        size_t want = MIN(m->len - m->off, PROGRESS_CHUNK);
+        bool was_reply;
+        ssize_t n;
 
+        if (m->reply && !conn_room(c, want)) {
+            break;
+        }
+        n = conn_write(c, m->data + m->off, want, m->fd, m->reply);
         if (n < 0) {
             conn_fail(c, "send: %s", strerror((int)-n));
             return;
         }
         if (n == 0) {
-            return;
+            break;
         }
+        conn_wrote(c, (size_t)n);
         conn_note_progress(c);
         if (m->fd >= 0) {
             close(m->fd);
@@ -347,14 +529,25 @@ static void conn_flush(struct conn *c)
         }
         m->off += (size_t)n;
         c->out_bytes -= (size_t)n;
+        if (m->reply) {
+            c->reply_off += (uint32_t)n;
+        }
         if (m->off < m->len) {
-            return;
+            continue;
         }
         c->out_head = m->next;
         if (c->out_head == NULL) {
             c->out_tail = NULL;
         }
+        was_reply = m->reply;
         free(m);
+        if (was_reply && c->in_flight && c->reply_off >= c->reply_len &&
+            (c->out_head == NULL || !c->out_head->reply)) {
+            conn_replied(c);
+        }
+    }
+    if (c->in_flight && c->reply_off < c->reply_len) {
+        conn_mark(c, PROGRESS_QUEUED, c->reply_off, c->reply_len);
     }
     if (c->out_head == NULL) {
         event_del(c->ev_write);
@@ -460,6 +653,26 @@ static int conn_to_lane(struct conn *c, const struct proto_op *op, const struct 
     return 0;
 }
 
+#ifdef VP_TEST_HOOKS
+/* With VIRTFS_PROXYD_TEST_HOOK=poison, T_LSTAT of a path ending in
+ * CONN_TEST_POISON makes the process abort: a request that crashes the
+ * server every time, for the tests of the supervisor. */
+#define CONN_TEST_POISON "virtfs-proxyd-test-poison"
+
+static void conn_test_poison(const struct proto_req *req)
+{
+    const char *hook = getenv("VIRTFS_PROXYD_TEST_HOOK");
+    size_t n = strlen(CONN_TEST_POISON);
+
+    if (req->type == T_LSTAT && hook != NULL && strcmp(hook, "poison") == 0 &&
+        req->a[0].s.len >= n &&
+        memcmp(req->a[0].s.p + req->a[0].s.len - n, CONN_TEST_POISON, n) == 0) {
+        log_warn("test hook poison: aborting");
+        abort();
+    }
+}
+#endif
+
 /* Runs one complete, well-framed request.  The body is scratch space. */
 static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
@@ -471,6 +684,17 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
     gid_t gid;
     int ret;
 
+    {
+        /* Bytes an older process had consumed are not the socket's. */
+        uint32_t frame = PROTO_HDR_SZ + size;
+        uint32_t legacy = (uint32_t)MIN(c->unsocketed, frame);
+
+        c->unsocketed -= legacy;
+        c->cur_len = frame - legacy;
+        c->cur_type = type;
+        c->in_flight = true;
+        conn_mark(c, PROGRESS_BUSY, 0, 0);
+    }
     c->requests++;
     if (proto_decode_body(type, body, size, &req) < 0) {
         /* Framed correctly, so the stream is still in step: answer, and
@@ -483,6 +707,9 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
         conn_send(c, rep->buf, rep->len, -1);
         return;
     }
+#ifdef VP_TEST_HOOKS
+    conn_test_poison(&req);
+#endif
     if ((op->flags & PROTO_GUEST_CREDS) && ops_lane_identity(&req, &uid, &gid)) {
         if (!conn_identity_allowed(c, uid, gid)) {
             log_guest(&c->log, LOG_LEVEL_WARNING,
@@ -585,6 +812,14 @@ static void conn_free(struct conn *c)
         log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d disconnected after %lu requests",
                   (int)c->peer_pid, c->requests);
         conn_free_events(c);
+        if (c->slot_idx >= 0) {
+            /* The supervisor lets go of its copy. */
+            registry_send(REG_CLOSED, (unsigned int)c->slot_idx, NULL, -1);
+            progress_slot_free(c->slot_idx);
+            c->slot_idx = -1;
+            c->slot = &c->own_slot;
+            c->slot_out = NULL;
+        }
         close(c->fd);
         c->fd = -1;
         while ((m = c->out_head) != NULL) {
@@ -632,7 +867,9 @@ static void conn_watch_input(struct conn *c, bool on)
 {
     if (on != c->reading) {
         if (on) {
+            /* Edge-triggered: what arrived meanwhile may raise no event. */
             event_add(c->ev_read, NULL);
+            conn_kick(c);
         } else {
             event_del(c->ev_read);
         }
@@ -675,16 +912,24 @@ static void conn_settle_stall(struct conn *c)
  * state. */
 static void conn_settle(struct conn *c)
 {
+    bool park;
+
     if (c->state == CONN_READING && c->eof && !has_whole_frame(c)) {
         conn_set_state(c, CONN_DRAINING); /* every whole request is answered */
+    }
+    park = c->park_wanted && !c->lane_busy && c->state != CONN_IN_LANE &&
+           (c->state != CONN_DRAINING || !c->stop);
+    if (!c->failed && (park || (!c->in_flight && conn_should_drop(c)))) {
+        /* A parked connection hands over a socket whose head is the
+         * request in flight, or the first one not answered. */
+        conn_drop_answered(c);
     }
     if (c->failed ||
         (c->state == CONN_DRAINING && !c->lane_busy && c->out_head == NULL)) {
         conn_free(c);
         return;
     }
-    if (c->park_wanted && !c->lane_busy && c->state != CONN_IN_LANE &&
-        (c->state != CONN_DRAINING || !c->stop)) {
+    if (park) {
         /* Between two requests: buffered input (whole frames included) and
          * queued output travel with the connection. */
         conn_set_state(c, CONN_PARKED);
@@ -724,9 +969,7 @@ static void conn_resume(struct conn *c)
     } else {
         conn_set_state(c, CONN_READING);
         conn_watch_input(c, true);
-        if (c->pending_len > 0) {
-            conn_kick(c);
-        }
+        conn_kick(c);
     }
 }
 
@@ -735,6 +978,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     uint8_t *buf = conn_w(c)->rbuf;
     size_t len = c->pending_len, used;
+    bool more = false;
 
     if (c->state != CONN_READING) {
         conn_settle(c);
@@ -744,10 +988,13 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         memcpy(buf, c->pending, len);
     }
     if (len < WORKER_RBUF_SIZE && !c->eof && !c->park_wanted) {
-        ssize_t n = recv(c->fd, buf + len, WORKER_RBUF_SIZE - len, MSG_DONTWAIT);
+        /* Only a peek: the bytes leave the socket once answered. */
+        size_t room = WORKER_RBUF_SIZE - len;
+        ssize_t n = recv(c->fd, buf + len, room, MSG_DONTWAIT | MSG_PEEK);
 
         if (n > 0) {
             len += (size_t)n;
+            more = (size_t)n == room; /* no edge will announce the rest */
         } else if (n == 0) {
             c->eof = true;
         } else if (errno == ECONNRESET) {
@@ -777,6 +1024,9 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         free(c->pending);
         c->pending = rest;
         c->pending_len = rest != NULL ? len - used : 0;
+    }
+    if (more) {
+        conn_kick(c);
     }
     conn_settle(c);
 }
@@ -894,7 +1144,7 @@ void conn_attach(struct conn *c)
     if (c->out_head != NULL) {
         event_add(c->ev_write, NULL);
     }
-    if (c->state == CONN_READING && c->pending_len > 0) {
+    if (c->state == CONN_READING) {
         conn_kick(c);
     }
     conn_settle(c);
@@ -932,13 +1182,22 @@ void conn_describe(const struct conn *c, struct conn_handover *h)
 {
     size_t n = 0;
 
+    /* Parked: the answered bytes are dropped, so the socket starts with
+     * the request whose reply is queued (answering bytes), then the bytes
+     * peeked at and not yet answered.  Only bytes an older process had
+     * consumed from the socket travel as pending. */
     *h = (struct conn_handover){
         .fd = c->fd,
         .ex = c->ex,
         .peer_pid = c->peer_pid,
         .peer_uid = c->peer_uid,
         .pending = c->pending,
-        .pending_len = c->pending_len,
+        .pending_len = c->unsocketed,
+        .slot = c->slot_idx,
+        .answering = c->in_flight ? c->cur_len : 0,
+        .reply_type = c->in_flight ? c->cur_type : 0,
+        .reply_len = c->in_flight ? c->reply_len : 0,
+        .reply_off = c->in_flight ? c->reply_off : 0,
     };
     if (c->out_head == NULL) {
         return;
@@ -965,17 +1224,146 @@ void conn_handover_clear(struct conn_handover *h)
     h->n_out_fds = 0;
 }
 
+static void conn_set_peek(struct conn *c, uint32_t off)
+{
+    int v = (int)off;
+
+    if (setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v)) < 0) {
+        conn_fail(c, "cannot set the peek offset: %s", strerror(errno));
+    }
+}
+
+/* Drops n bytes the socket surely holds. */
+static void conn_drop_bytes(struct conn *c, uint32_t n)
+{
+    uint8_t scratch[4096];
+
+    while (n > 0 && !c->failed) {
+        ssize_t got = recv(c->fd, scratch, MIN(n, sizeof(scratch)), MSG_DONTWAIT);
+
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            conn_fail(c, "lost input while taking over after a crash");
+            return;
+        }
+        n -= (uint32_t)got;
+    }
+}
+
+/* After a crash: what the dead process had done is in the slot and in the
+ * socket (progress.h).  Drops what it had answered, answers the request it
+ * was running with EIO in that request's own reply form, or finishes
+ * writing the reply it was writing, and goes on from the next request. */
+static void conn_recover(struct conn *c)
+{
+    struct progress_word w = progress_unpack(atomic_load(&c->slot->word));
+    uint32_t drop = w.answered;
+    uint8_t hdr_bytes[PROTO_HDR_SZ];
+    struct proto_hdr hdr;
+    ssize_t n;
+
+    if (w.phase == PROGRESS_DROPPING) {
+        int off = -1;
+        socklen_t len = sizeof(off);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) == 0 &&
+            (uint64_t)off != atomic_load(&c->slot->drop_peek)) {
+            drop = 0; /* it happened */
+        }
+        w.phase = w.len > 0 ? PROGRESS_QUEUED : PROGRESS_IDLE;
+    }
+    conn_set_peek(c, 0);
+    conn_drop_bytes(c, drop);
+    c->answered = 0;
+    c->answered_frames = 0;
+    conn_mark(c, PROGRESS_IDLE, 0, 0);
+    if (w.phase == PROGRESS_IDLE || c->failed) {
+        return;
+    }
+    /* The request in flight heads the socket now. */
+    do {
+        n = recv(c->fd, hdr_bytes, sizeof(hdr_bytes), MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(hdr_bytes) || proto_decode_header(hdr_bytes, &hdr) < 0) {
+        conn_fail(c, "the request in flight at the crash is not in the socket");
+        return;
+    }
+    c->in_flight = true;
+    c->cur_len = PROTO_HDR_SZ + hdr.size;
+    c->cur_type = hdr.type;
+    conn_set_peek(c, c->cur_len);
+    switch (w.phase) {
+    case PROGRESS_SENDING: {
+        /* The chunk at off went out: the store is the last instruction
+         * before the system call. */
+        uint32_t sent = MIN(w.off + PROGRESS_CHUNK, w.len);
+
+        c->reply_len = w.len;
+        c->reply_off = sent;
+        if (sent >= w.len) {
+            conn_replied(c);
+        } else if (c->slot_out != NULL) {
+            conn_send_at(c, c->slot_out, w.len, sent, -1);
+        } else {
+            conn_fail(c, "a reply was half written at the crash");
+        }
+        return;
+    }
+    case PROGRESS_QUEUED:
+        if (proto_reply_kind(hdr.type) != REPLY_FD && c->slot_out != NULL) {
+            log_info("peer pid %d: writing the rest of a %s reply queued at the crash",
+                     (int)c->peer_pid, proto_type_name(hdr.type));
+            conn_send_at(c, c->slot_out, w.len, w.off, -1);
+            return;
+        }
+        if (w.off > 0) {
+            conn_replied(c); /* a descriptor reply is written whole */
+            return;
+        }
+        break; /* its descriptor went with the process: EIO */
+    default:
+        break;
+    }
+    log_info("peer pid %d uid %u: its %s request was running when the serving process "
+             "died; answered EIO",
+             (int)c->peer_pid, (unsigned)c->peer_uid, proto_type_name(hdr.type));
+    {
+        struct proto_reply *rep = conn_w(c)->rep;
+
+        proto_reply_error(rep, proto_reply_kind(hdr.type), -EIO);
+        conn_send(c, rep->buf, rep->len, -1);
+    }
+}
+
 void conn_set_handover(struct conn *c, const struct conn_handover *h)
 {
     size_t start = 0;
 
+    if (h->recover) {
+        conn_recover(c);
+        if (c->out_bytes > CONN_OUT_HIGH) {
+            conn_set_state(c, CONN_BACKLOG);
+        }
+        conn_kick(c);
+        conn_settle(c);
+        return;
+    }
+    c->in_flight = h->reply_len > 0;
+    c->cur_len = h->answering;
+    c->cur_type = h->reply_type;
+    c->reply_len = h->reply_len;
+    c->reply_off = h->reply_off;
+    conn_mark(c, c->in_flight ? PROGRESS_QUEUED : PROGRESS_IDLE, c->reply_off, c->reply_len);
     /* Output first, in pieces that each begin where a descriptor rides. */
     for (size_t i = 0; i <= h->n_out_fds; i++) {
         size_t end = i < h->n_out_fds ? h->out_fds[i].off : h->out_len;
         int fd = i > 0 ? h->out_fds[i - 1].fd : -1;
 
         if (end > start || fd >= 0) {
-            if (end <= start || conn_queue(c, h->out + start, end - start, fd) < 0) {
+            if (end <= start ||
+                conn_queue(c, h->out + start, end - start, fd, c->in_flight) < 0) {
                 if (fd >= 0) {
                     close(fd);
                 }
@@ -989,6 +1377,8 @@ void conn_set_handover(struct conn *c, const struct conn_handover *h)
     } else if (!conn_fd_room(c)) {
         conn_set_state(c, CONN_FDWAIT);
     }
+    /* The request whose reply is queued is not peeked at again. */
+    conn_set_peek(c, h->answering);
     if (h->pending_len > 0) {
         c->pending = malloc(h->pending_len);
         if (c->pending == NULL) {
@@ -996,8 +1386,9 @@ void conn_set_handover(struct conn *c, const struct conn_handover *h)
         } else {
             memcpy(c->pending, h->pending, h->pending_len);
             c->pending_len = h->pending_len;
-            conn_kick(c);
+            c->unsocketed = h->pending_len;
         }
     }
+    conn_kick(c);
     conn_settle(c);
 }

@@ -14,12 +14,16 @@ struct lane_job;
 /* Bounds on what one connection may hold, whatever its peer does.  QEMU
  * has one request in flight, so it never comes near any of them. */
 #define CONN_MAX_FDS 16                /* descriptors queued or unread by the peer */
-#define CONN_OUT_HIGH (64 * 1024)      /* queued reply bytes before input waits */
+/* Queued reply bytes before input waits: none, so that a connection has at
+ * most one reply unwritten, the one a crash must finish (progress.h). */
+#define CONN_OUT_HIGH 0
 #define CONN_MAX_IDENTITIES 256        /* distinct uid:gid a connection creates as */
 
 /* Both run on the connection's worker thread.  conn_new takes over one
- * reference to ex, which the connection drops when it ends. */
-struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer);
+ * reference to ex, which the connection drops when it ends; slot is its
+ * progress slot (progress.h) in the supervisor's table, or -1. */
+struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer,
+                      int slot);
 /* Shutdown: take no new request; close once the current one is answered. */
 void conn_drain(struct conn *c);
 
@@ -64,6 +68,10 @@ struct conn_handover {
     size_t out_len;
     struct conn_outfd *out_fds;
     size_t n_out_fds;
+    int slot;           /* progress slot, or -1 */
+    uint32_t answering; /* socket bytes of the request whose reply is in out */
+    uint32_t reply_type, reply_len, reply_off; /* that reply */
+    bool recover;       /* after a crash: the slot says what was done */
 };
 /* Fills h; out and out_fds are allocated (conn_handover_clear frees them,
  * not the descriptors, which stay the connection's). */

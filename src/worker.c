@@ -30,6 +30,8 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "progress.h"
+#include "registry.h"
 #include "tally.h"
 #include "worker.h"
 
@@ -38,6 +40,7 @@ struct handoff {
     int fd;                  /* a new one */
     struct export *ex;       /* a reference, passed on to the connection */
     struct ucred peer;
+    int slot;                /* progress slot, or -1 */
     struct conn_handover *h; /* what a previous process had, or NULL */
 };
 
@@ -140,8 +143,12 @@ static void worker_take(struct worker *w, struct handoff *h, bool stopping)
     if (c != NULL) {
         conn_attach(c);
     } else {
-        c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer);
+        c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer, h->slot);
         if (c == NULL) {
+            if (h->slot >= 0) {
+                registry_send(REG_CLOSED, (unsigned int)h->slot, NULL, -1);
+                progress_slot_free(h->slot);
+            }
             close(h->fd);
             tally_remove(h->ex, h->peer.uid); /* the acceptor counted it */
             for (size_t i = 0; h->h != NULL && i < h->h->n_out_fds; i++) {
@@ -499,9 +506,10 @@ static void assign(struct handoff *h)
     queue_handoff(best, h);
 }
 
-void workers_assign(int fd, struct export *ex, const struct ucred *peer)
+void workers_assign(int fd, struct export *ex, const struct ucred *peer, const char *socket)
 {
     struct handoff *h = calloc(1, sizeof(*h));
+    int slot = -1;
 
     if (h == NULL) {
         log_error("out of memory accepting a connection");
@@ -509,9 +517,25 @@ void workers_assign(int fd, struct export *ex, const struct ucred *peer)
         tally_remove(ex, peer->uid); /* the acceptor counted it */
         return;
     }
+    if (registry_active()) {
+        /* Registered before a byte is read: from here on a crash of this
+         * process does not lose the connection. */
+        slot = progress_slot_alloc();
+        if (slot < 0) {
+            log_error("peer pid %d: no progress slot left (%u in all); refusing the connection",
+                      (int)peer->pid, progress_nslots());
+            close(fd);
+            tally_remove(ex, peer->uid);
+            free(h);
+            return;
+        }
+        registry_conn((unsigned int)slot, fd, socket, ex->dir, atomic_load(&ex->readonly),
+                      atomic_load(&ex->allow_devices), peer->pid, peer->uid);
+    }
     h->fd = fd;
     h->ex = ex;
     h->peer = *peer;
+    h->slot = slot;
     assign(h);
 }
 
@@ -537,6 +561,10 @@ void workers_adopt(const struct conn_handover *from)
     h->fd = from->fd;
     h->ex = from->ex;
     h->peer = (struct ucred){.pid = from->peer_pid, .uid = from->peer_uid};
+    h->slot = progress_shared() ? from->slot : -1;
+    if (h->slot >= 0) {
+        progress_slot_claim((unsigned int)h->slot);
+    }
     h->h = copy;
     assign(h);
 }

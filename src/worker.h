@@ -69,8 +69,10 @@ struct worker {
 
 int workers_start(const struct worker_options *opt);
 /* Hands an accepted connection to the least loaded healthy worker.  Takes
- * fd; the connection takes a reference to ex. */
-void workers_assign(int fd, struct export *ex, const struct ucred *peer);
+ * fd; the connection takes a reference to ex.  Under a supervisor, the
+ * connection is registered with it first (socket: where it was accepted,
+ * NULL for -f's). */
+void workers_assign(int fd, struct export *ex, const struct ucred *peer, const char *socket);
 /* Reload: apply to what starts afterwards. */
 void workers_set_frame_timeout(unsigned int seconds);
 void workers_set_output_timeout(unsigned int seconds);
