@@ -658,6 +658,13 @@ static void on_grace_expired(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(daemon_state.base);
 }
 
+/* The supervisor never writes: the registry becomes readable at its end. */
+static void on_supervisor_gone(evutil_socket_t fd, short what, void *arg)
+{
+    log_error("the supervisor is gone; exiting");
+    _exit(EXIT_FAILURE);
+}
+
 static void on_lanes_respawn(evutil_socket_t fd, short what, void *arg)
 {
     lanes_respawn();
@@ -682,6 +689,10 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         event_add(evsignal_new(daemon_state.base, signals[i], on_signal, NULL), NULL);
     }
     ev_closed = event_new(daemon_state.base, -1, 0, on_conn_closed, NULL);
+    if (registry_active()) {
+        event_add(event_new(daemon_state.base, registry_fd(), EV_READ, on_supervisor_gone, NULL),
+                  NULL);
+    }
     ev_respawn = event_new(daemon_state.base, -1, 0, on_lanes_respawn, NULL);
     daemon_state.ev_stopped = event_new(daemon_state.base, -1, 0, on_stopped, NULL);
     daemon_state.ev_grace = evtimer_new(daemon_state.base, on_grace_expired, NULL);

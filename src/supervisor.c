@@ -340,6 +340,10 @@ static void G_GNUC_NORETURN exec_child(const int *fds, size_t nfds, char **argv,
     sigset_t none;
 
     setpgid(0, 0);
+    /* Killing the supervisor ends the service, as it ends the daemon
+     * without one.  (A process a live upgrade starts watches the registry
+     * for its end instead: this setting dies with the fork.) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (size_t i = 0; i < nfds; i++) {

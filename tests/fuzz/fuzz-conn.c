@@ -144,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     fcntl(sv[1], F_SETFL, O_NONBLOCK);
-    workers_assign(sv[1], fz_export(), &cred);
+    workers_assign(sv[1], fz_export(), &cred, NULL);
     if (n == 0) {
         shutdown(sv[0], SHUT_WR);
     }
