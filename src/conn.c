@@ -118,6 +118,8 @@ struct conn {
     uint32_t answered;             /* answered bytes not yet dropped */
     unsigned int answered_frames;
     bool in_flight;                /* a request runs or its reply is being written */
+    bool cur_lazy;                 /* its bytes came as one peek of exactly one frame */
+    bool peek_whole;               /* the last peek began a new buffer */
     uint32_t cur_len;              /* its frame's bytes in the socket */
     uint32_t cur_type;
     uint32_t reply_len, reply_off; /* its reply, and how much of it is written */
@@ -190,7 +192,10 @@ static void conn_replied(struct conn *c)
 {
     c->in_flight = false;
     c->answered += c->cur_len;
-    c->answered_frames++;
+    /* Bytes left in the socket hold the peer's send buffer by their
+     * kernel size, which a frame sent in pieces multiplies: only a frame
+     * that came whole (QEMU writes each in one go) waits for company. */
+    c->answered_frames = c->cur_lazy ? c->answered_frames + 1 : PROGRESS_DROP_FRAMES;
     c->cur_len = 0;
     c->cur_type = 0;
     c->reply_len = c->reply_off = 0;
@@ -782,6 +787,7 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
             conn_set_state(c, CONN_FDWAIT);
             break;
         }
+        c->cur_lazy = c->peek_whole && off == 0 && PROTO_HDR_SZ + hdr.size == len;
         conn_dispatch(c, hdr.type, buf + off + PROTO_HDR_SZ, hdr.size);
         off += PROTO_HDR_SZ + hdr.size;
     }
@@ -987,11 +993,13 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     if (len > 0) {
         memcpy(buf, c->pending, len);
     }
+    c->peek_whole = false;
     if (len < WORKER_RBUF_SIZE && !c->eof && !c->park_wanted) {
         /* Only a peek: the bytes leave the socket once answered. */
         size_t room = WORKER_RBUF_SIZE - len;
         ssize_t n = recv(c->fd, buf + len, room, MSG_DONTWAIT | MSG_PEEK);
 
+        c->peek_whole = len == 0 && n > 0;
         if (n > 0) {
             len += (size_t)n;
             more = (size_t)n == room; /* no edge will announce the rest */
@@ -1233,33 +1241,15 @@ static void conn_set_peek(struct conn *c, uint32_t off)
     }
 }
 
-/* Drops n bytes the socket surely holds. */
-static void conn_drop_bytes(struct conn *c, uint32_t n)
-{
-    uint8_t scratch[4096];
-
-    while (n > 0 && !c->failed) {
-        ssize_t got = recv(c->fd, scratch, MIN(n, sizeof(scratch)), MSG_DONTWAIT);
-
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got <= 0) {
-            conn_fail(c, "lost input while taking over after a crash");
-            return;
-        }
-        n -= (uint32_t)got;
-    }
-}
-
 /* After a crash: what the dead process had done is in the slot and in the
- * socket (progress.h).  Drops what it had answered, answers the request it
- * was running with EIO in that request's own reply form, or finishes
- * writing the reply it was writing, and goes on from the next request. */
+ * socket (progress.h).  Skips what it had answered (dropped later, the
+ * usual way), answers the request it was running with EIO in that
+ * request's own reply form, or finishes writing the reply it was writing,
+ * and goes on from the next request.  The socket is changed only after the
+ * slot says what a process dying here would need to know. */
 static void conn_recover(struct conn *c)
 {
     struct progress_word w = progress_unpack(atomic_load(&c->slot->word));
-    uint32_t drop = w.answered;
     uint8_t hdr_bytes[PROTO_HDR_SZ];
     struct proto_hdr hdr;
     ssize_t n;
@@ -1270,15 +1260,14 @@ static void conn_recover(struct conn *c)
 
         if (getsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) == 0 &&
             (uint64_t)off != atomic_load(&c->slot->drop_peek)) {
-            drop = 0; /* it happened */
+            w.answered = 0; /* the drop happened */
         }
         w.phase = w.len > 0 ? PROGRESS_QUEUED : PROGRESS_IDLE;
+        progress_store(c->slot, progress_pack(w.answered, w.phase, w.type, w.off, w.len));
     }
-    conn_set_peek(c, 0);
-    conn_drop_bytes(c, drop);
-    c->answered = 0;
-    c->answered_frames = 0;
-    conn_mark(c, PROGRESS_IDLE, 0, 0);
+    c->answered = w.answered;
+    c->answered_frames = PROGRESS_DROP_FRAMES; /* dropped at the first chance */
+    conn_set_peek(c, c->answered);
     if (w.phase == PROGRESS_IDLE || c->failed) {
         return;
     }
@@ -1293,7 +1282,7 @@ static void conn_recover(struct conn *c)
     c->in_flight = true;
     c->cur_len = PROTO_HDR_SZ + hdr.size;
     c->cur_type = hdr.type;
-    conn_set_peek(c, c->cur_len);
+    conn_set_peek(c, c->answered + c->cur_len);
     switch (w.phase) {
     case PROGRESS_SENDING: {
         /* The chunk at off went out: the store is the last instruction

@@ -15,7 +15,8 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-reload \
 	tests/integration/test-upgrade \
 	tests/integration/test-limits \
-	tests/integration/test-sockdir
+	tests/integration/test-sockdir \
+	tests/integration/test-crash
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -69,3 +70,17 @@ tests_integration_test_sockdir_SOURCES = tests/integration/test-sockdir.c
 tests_integration_test_sockdir_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_sockdir_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_sockdir_LDADD = $(VT_LDADD)
+
+tests_integration_test_crash_SOURCES = tests/integration/test-crash.c
+tests_integration_test_crash_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_crash_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_crash_LDADD = $(VT_LDADD)
+
+# The long forms of test-crash: 10,000 kills, and the recovery figures for
+# doc/performance.md (1, 64 and 1,000 connections, 100 kills each).
+crash-long: tests/integration/test-crash src/virtfs-proxyd
+	$(TESTS_ENVIRONMENT) CRASH_KILLS=$${CRASH_KILLS:-10000} \
+		tests/integration/test-crash -p /crash/kill-under-load
+crash-figures: tests/integration/test-crash src/virtfs-proxyd
+	$(TESTS_ENVIRONMENT) CRASH_FIGURES=1 tests/integration/test-crash -p /crash/figures
+.PHONY: crash-long crash-figures
