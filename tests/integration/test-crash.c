@@ -460,7 +460,7 @@ static void test_kill_under_load(void)
     int n = (int)env_uint("CRASH_CLIENTS", 24);
     struct client *cls = g_new0(struct client, n);
     unsigned long requests = 0, eios = 0;
-    int fds_before = -1, fds_max = 0, fds_after, failed;
+    int fds_start, fds_before = -1, fds_max = 0, fds_after = -1, failed;
     GRand *rnd = g_rand_new();
     long long t0;
     unsigned int done = 0;
@@ -470,6 +470,7 @@ static void test_kill_under_load(void)
         return;
     }
     vt_assert_rc(start(NULL), 0);
+    fds_start = count_fds(srv->pid);
     clients_start(cls, n);
     g_usleep(200 * 1000);
     t0 = now_us();
@@ -493,19 +494,25 @@ static void test_kill_under_load(void)
     }
     g_usleep(300 * 1000);
     failed = clients_stop(cls, n, done);
-    fds_after = count_fds(srv->pid);
+    /* Every connection closed: the supervisor holds what it held before. */
+    for (int i = 0; i < 100 && (fds_after = count_fds(srv->pid)) > fds_start; i++) {
+        g_usleep(10 * 1000);
+    }
     for (int i = 0; i < n; i++) {
         requests += cls[i].requests;
         eios += cls[i].eios;
     }
     g_test_message("%u kills in %.1f s; %d clients, %lu requests answered, %lu of them EIO; "
-                   "supervisor fds %d after the first kill, at most %d, %d at the end",
-                   done, (double)(now_us() - t0) / 1e6, n, requests, eios, fds_before, fds_max,
-                   fds_after);
+                   "supervisor fds: %d before the clients, %d after the first kill, at most %d, "
+                   "%d at the end",
+                   done, (double)(now_us() - t0) / 1e6, n, requests, eios, fds_start, fds_before,
+                   fds_max, fds_after);
     g_assert_cmpint(failed, ==, 0);
     g_assert_cmpuint(done, ==, kills);
-    /* Nothing held for a connection that is gone, nothing per kill. */
-    g_assert_cmpint(fds_max, <=, fds_before + 2);
+    /* Nothing held per kill (a recovery holds a pipe and a state file
+     * for a moment), nothing for a connection that is gone. */
+    g_assert_cmpint(fds_max, <=, fds_before + 4);
+    g_assert_cmpint(fds_after, ==, fds_start);
     g_assert_cmpint(vt_server_stop(srv), ==, 0);
     g_rand_free(rnd);
     g_free(cls);
@@ -551,7 +558,7 @@ static void test_poison(void)
     failed = clients_stop(cls, n, 3);
     g_assert_cmpint(failed, ==, 0);
     log = vt_read_file(srv->log_path);
-    g_assert_nonnull(strstr(log, "its T_LSTAT request was running at 3 crashes in a row"));
+    g_assert_nonnull(strstr(log, "its lstat request was running at 3 crashes in a row"));
     vt_disconnect(srv, poison);
     /* New guests are served. */
     poison = vt_connect(srv);
