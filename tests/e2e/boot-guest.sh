@@ -5,7 +5,7 @@
 #   boot-guest.sh --image DIR --log FILE [--accel tcg|kvm] [--timeout SEC]
 #                 [--append "KEY=VALUE ..."]
 #                 [--socket PATH | --fd-server BIN --export DIR [--reap-log FILE]]
-#                 [--socket2 PATH]
+#                 [--socket2 PATH] [--server-arg ARG]...
 #
 # --socket PATH      -fsdev proxy,socket=PATH (a server must be listening).
 # --fd-server BIN    -fsdev proxy,sock_fd=4, and BIN -n -p DIR -f 3 is started
@@ -15,6 +15,7 @@
 #                    the exit status of the server and of every process that
 #                    takes over from it in a live upgrade.
 # --socket2 PATH     a second 9p device, mount tag share2, on socket PATH.
+# --server-arg ARG   one more argument for the --fd-server (repeatable).
 # Without --socket or --fd-server, the guest has no 9p device (used for probe
 # boots).
 #
@@ -26,6 +27,7 @@ set -euo pipefail
 args=("$@")
 image='' log='' accel=tcg timeout=120 append='' socket='' fd_server='' export_dir=''
 reap_log='' socket2=''
+server_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --image) image=$2 ;;
@@ -38,6 +40,7 @@ while [[ $# -gt 0 ]]; do
         --export) export_dir=$2 ;;
         --reap-log) reap_log=$2 ;;
         --socket2) socket2=$2 ;;
+        --server-arg) server_args+=("$2") ;;
         *) echo "boot-guest.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift 2
@@ -53,7 +56,8 @@ elif [[ -n $fd_server ]]; then
     fi
     reaper=()
     [[ -z $reap_log ]] || reaper=("$image/e2e-reaper" "$reap_log")
-    "${reaper[@]}" "$fd_server" -n -p "$export_dir" -f 3 4<&- 2>"$log.server" &
+    "${reaper[@]}" "$fd_server" -n -p "$export_dir" -f 3 "${server_args[@]}" 4<&- \
+        2>"$log.server" &
     echo $! >"$log.server.pid"
     exec 3<&-
     fsdev=(-fsdev "proxy,id=fs0,sock_fd=4")
