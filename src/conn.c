@@ -17,11 +17,14 @@
  *
  * A peer that makes the connection wait on it (BACKLOG, FDWAIT, or any queued
  * output) for longer than the output timeout without reading anything is cut
- * off.  Frames are parsed in the worker's receive buffer; bytes that do not
- * form a whole frame yet, or that wait, are kept in c->pending (bounded by
- * WORKER_RBUF_SIZE).  Replies are written straight away when the output queue
- * is empty, which is nearly always; otherwise they are queued, each entry
- * with the fd it carries, and written in order when the socket is writable.
+ * off.  Input is received into the connection's progress slot (progress.h),
+ * in shared memory: frames are parsed there, and bytes that do not form a
+ * whole frame yet, or that wait, stay there until their request is answered.
+ * Replies are written straight away when the output queue is empty, which is
+ * nearly always; otherwise they are queued, each entry with the fd it
+ * carries, and written in order when the socket is writable; meanwhile the
+ * connection takes no further request, so that it has at most one reply
+ * unwritten, the one a crash of this process must finish or answer EIO.
  * An fd reply therefore leaves only after every earlier byte, so each fd
  * arrives attached to its own 4-byte reply.
  *
@@ -98,8 +101,6 @@ struct conn {
     bool failed;        /* end now; the reason is logged */
     bool lane_busy;     /* a lane_job points at this connection */
     bool park_wanted;   /* an upgrade waits for this connection to be quiet */
-    uint8_t *pending;
-    size_t pending_len;
     struct outmsg *out_head, *out_tail;
     size_t out_bytes;
     unsigned int fds_queued; /* descriptors in the output queue */
@@ -109,21 +110,16 @@ struct conn {
     uint64_t *identities; /* uid << 32 | gid this connection created as */
     unsigned int n_identities;
     unsigned long requests, malformed;
-    /* Progress (progress.h).  Input is only peeked at: the bytes of every
-     * request not yet answered stay in the socket. */
-    int slot_idx;                  /* in the shared table, or -1 */
-    struct progress_slot *slot;    /* the shared one, or own_slot */
-    struct progress_slot own_slot;
-    uint8_t *slot_out;             /* the shared out area, or NULL */
-    uint32_t answered;             /* answered bytes not yet dropped */
-    unsigned int answered_frames;
-    bool in_flight;                /* a request runs or its reply is being written */
-    bool cur_lazy;                 /* its bytes came as one peek of exactly one frame */
-    bool peek_whole;               /* the last peek began a new buffer */
-    uint32_t cur_len;              /* its frame's bytes in the socket */
-    uint32_t cur_type;
+    /* Progress (progress.h): what the slot's word says, kept here too. */
+    int slot_idx;
+    struct progress_slot *slot;
+    uint8_t *in;                   /* the input area: unanswered bytes at [head, in_len) */
+    uint8_t *slot_out;             /* the out area */
+    uint32_t head, in_len;
+    uint32_t counter;              /* the socket's byte counter (SO_PEEK_OFF) */
+    bool in_flight;                /* the request at head runs or is being answered */
+    uint32_t cur_len, cur_type;    /* its frame */
     uint32_t reply_len, reply_off; /* its reply, and how much of it is written */
-    size_t unsocketed; /* hand-over from an older process: pending bytes it had consumed */
     size_t sndbuf;      /* the socket's send buffer */
     size_t since_check; /* bound on the bytes the peer has not read (conn_room) */
 };
@@ -133,6 +129,7 @@ struct conn {
 static struct log_limit churn_log, fail_log;
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_set_handover(struct conn *c, const struct conn_handover *h);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_on_frame_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_on_stall(evutil_socket_t fd, short what, void *arg);
@@ -176,72 +173,72 @@ static struct worker *conn_w(const struct conn *c)
 
 /* ---- progress records ------------------------------------------------------ */
 
-static uint64_t conn_word(const struct conn *c, enum progress_phase phase, uint32_t off,
-                          uint32_t len)
+static uint64_t conn_word(const struct conn *c, enum progress_phase phase)
 {
-    return progress_pack(c->answered, phase, c->cur_type, off, len);
+    return progress_pack(c->head, c->in_len, phase, c->cur_type, c->counter);
 }
 
-static void conn_mark(struct conn *c, enum progress_phase phase, uint32_t off, uint32_t len)
+static void conn_mark(struct conn *c, enum progress_phase phase)
 {
-    progress_store(c->slot, conn_word(c, phase, off, len));
+    progress_store(c->slot, conn_word(c, phase));
 }
 
-/* The reply to the request in flight has been written whole. */
+/* The reply to the request at head has been written whole: head moves past
+ * it (to 0 when nothing else is buffered, which is the rule for QEMU). */
 static void conn_replied(struct conn *c)
 {
     c->in_flight = false;
-    c->answered += c->cur_len;
-    /* Bytes left in the socket hold the peer's send buffer by their
-     * kernel size, which a frame sent in pieces multiplies: only a frame
-     * that came whole (QEMU writes each in one go) waits for company. */
-    c->answered_frames = c->cur_lazy ? c->answered_frames + 1 : PROGRESS_DROP_FRAMES;
+    c->head += c->cur_len;
+    if (c->head >= c->in_len) {
+        c->head = c->in_len = 0;
+    }
     c->cur_len = 0;
     c->cur_type = 0;
     c->reply_len = c->reply_off = 0;
-    conn_mark(c, PROGRESS_IDLE, 0, 0);
+    conn_mark(c, PROGRESS_IDLE);
     atomic_store_explicit(&c->slot->served,
                           atomic_load_explicit(&c->slot->served, memory_order_relaxed) + 1,
                           memory_order_relaxed);
 }
 
-/* Drops the answered bytes from the socket (between requests).  The peek
- * offset before is recorded, so a crash in the middle leaves no doubt. */
-static void conn_drop_answered(struct conn *c)
+/* Before a recv: makes room for a whole frame after what is buffered, by
+ * moving it down to 0 once that cannot overwrite the bytes the slot's word
+ * still points at (the requests answered take at least as much room as what
+ * is left; progress.h explains why that is so whenever room is short). */
+static void conn_make_room(struct conn *c)
 {
-    uint8_t scratch[4096];
-    uint32_t left = c->answered;
+    uint32_t left = c->in_len - c->head;
 
-    if (left == 0) {
+    if (PROGRESS_IN_SIZE - c->in_len >= PROTO_MAX_FRAME || c->head == 0 || c->head < left) {
         return;
     }
-    atomic_store_explicit(&c->slot->drop_peek,
-                          (uint64_t)c->answered + c->cur_len + c->pending_len - c->unsocketed,
-                          memory_order_relaxed);
-    conn_mark(c, PROGRESS_DROPPING, c->reply_off, c->reply_len);
-    while (left > 0) {
-        ssize_t n = recv(c->fd, scratch, left < sizeof(scratch) ? left : sizeof(scratch),
-                         MSG_DONTWAIT);
-
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            /* The bytes were peeked, so they are there: only a broken
-             * socket gets here. */
-            c->failed = true;
-            break;
-        }
-        left -= (uint32_t)n;
-    }
-    c->answered = 0;
-    c->answered_frames = 0;
-    conn_mark(c, c->in_flight ? PROGRESS_QUEUED : PROGRESS_IDLE, c->reply_off, c->reply_len);
+    memcpy(c->in, c->in + c->head, left);
+    c->head = 0;
+    c->in_len = left;
+    conn_mark(c, PROGRESS_IDLE);
 }
 
-static bool conn_should_drop(const struct conn *c)
+static void conn_set_counter(struct conn *c, uint32_t value)
 {
-    return c->answered_frames >= PROGRESS_DROP_FRAMES || c->answered >= PROGRESS_DROP_BYTES;
+    int v = (int)value;
+
+    if (setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v)) < 0) {
+        conn_fail(c, "cannot set the byte counter: %s", strerror(errno));
+    }
+    c->counter = value;
+}
+
+/* Every recv lowers the counter; it goes back up by a multiple of 2^20,
+ * so that what the slot says of it stays true (about once per GiB). */
+static void conn_received(struct conn *c, size_t n)
+{
+    c->in_len += (uint32_t)n;
+    c->counter -= (uint32_t)n;
+    conn_mark(c, PROGRESS_IDLE);
+    if (c->counter < PROGRESS_COUNTER_LOW) {
+        conn_set_counter(c, c->counter + ((PROGRESS_COUNTER_START - c->counter) &
+                                          ~PROGRESS_CNT_MASK));
+    }
 }
 
 /* Makes the connection's events on its current worker's loop. */
@@ -249,9 +246,7 @@ static int conn_make_events(struct conn *c)
 {
     struct event_base *base = conn_w(c)->base;
 
-    /* Edge-triggered: bytes peeked at stay in the socket, which a level
-     * would report readable for ever. */
-    c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST | EV_ET, conn_on_read, c);
+    c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, conn_on_read, c);
     c->ev_write = event_new(base, c->fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
     c->ev_frame = evtimer_new(base, conn_on_frame_timeout, c);
     c->ev_kick = evtimer_new(base, conn_on_read, c);
@@ -279,10 +274,9 @@ static void conn_free_events(struct conn *c)
 }
 
 struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer,
-                      int slot)
+                      int slot, const struct conn_handover *h)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    int zero = 0;
 
     if (c == NULL) {
         log_error("out of memory for a new connection");
@@ -290,15 +284,9 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
     }
     c->fd = fd;
     c->slot_idx = slot;
-    if (slot >= 0 && progress_shared()) {
-        c->slot = progress_slot_at((unsigned int)slot);
-        c->slot_out = progress_out_at((unsigned int)slot);
-    } else {
-        c->slot_idx = -1;
-        c->slot = &c->own_slot;
-    }
-    /* Peeks start where the hand-over says (conn_set_handover). */
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+    c->slot = progress_slot_at((unsigned int)slot);
+    c->in = progress_in_at((unsigned int)slot);
+    c->slot_out = progress_out_at((unsigned int)slot);
     {
         int sndbuf = 0;
         socklen_t len = sizeof(sndbuf);
@@ -323,6 +311,12 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
     worker_conn_added(w, c);
     log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d uid %u connected to export %s",
               (int)peer->pid, (unsigned)peer->uid, ex->dir);
+    if (h != NULL) {
+        conn_set_handover(c, h);
+    } else {
+        conn_set_counter(c, PROGRESS_COUNTER_START);
+        conn_mark(c, PROGRESS_IDLE);
+    }
     return c;
 }
 
@@ -366,9 +360,9 @@ static ssize_t conn_write(struct conn *c, const uint8_t *data, size_t len, int p
     }
     do {
         if (reply) {
-            n = progress_sendmsg(c->slot,
-                                 conn_word(c, PROGRESS_SENDING, c->reply_off, c->reply_len),
-                                 c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            progress_store_reply(c->slot, c->reply_off, c->reply_len);
+            n = progress_sendmsg(c->slot, conn_word(c, PROGRESS_SENDING), c->fd, &msg,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
             n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
             n = n < 0 ? -errno : n;
@@ -456,7 +450,7 @@ static void conn_send_at(struct conn *c, const uint8_t *data, size_t len, size_t
     }
     c->reply_len = (uint32_t)len;
     c->reply_off = (uint32_t)off;
-    if (c->slot_out != NULL && len > PROGRESS_CHUNK && data != c->slot_out) {
+    if (len > PROGRESS_CHUNK && data != c->slot_out) {
         memcpy(c->slot_out, data, len); /* written in pieces: keep it whole */
     }
     while (c->out_head == NULL && off < len && conn_room(c, MIN(len - off, PROGRESS_CHUNK))) {
@@ -482,10 +476,11 @@ static void conn_send_at(struct conn *c, const uint8_t *data, size_t len, size_t
         conn_replied(c);
         return;
     }
-    if (c->slot_out != NULL && data != c->slot_out) {
+    if (data != c->slot_out) {
         memcpy(c->slot_out, data, len);
     }
-    conn_mark(c, PROGRESS_QUEUED, c->reply_off, c->reply_len);
+    progress_store_reply(c->slot, c->reply_off, c->reply_len);
+    conn_mark(c, PROGRESS_QUEUED);
     if (conn_queue(c, data + off, len - off, pass_fd, true) < 0) {
         conn_fail(c, "out of memory queueing a reply");
         goto drop;
@@ -552,7 +547,8 @@ static void conn_flush(struct conn *c)
         }
     }
     if (c->in_flight && c->reply_off < c->reply_len) {
-        conn_mark(c, PROGRESS_QUEUED, c->reply_off, c->reply_len);
+        progress_store_reply(c->slot, c->reply_off, c->reply_len);
+        conn_mark(c, PROGRESS_QUEUED);
     }
     if (c->out_head == NULL) {
         event_del(c->ev_write);
@@ -689,17 +685,10 @@ static void conn_dispatch(struct conn *c, uint32_t type, uint8_t *body, uint32_t
     gid_t gid;
     int ret;
 
-    {
-        /* Bytes an older process had consumed are not the socket's. */
-        uint32_t frame = PROTO_HDR_SZ + size;
-        uint32_t legacy = (uint32_t)MIN(c->unsocketed, frame);
-
-        c->unsocketed -= legacy;
-        c->cur_len = frame - legacy;
-        c->cur_type = type;
-        c->in_flight = true;
-        conn_mark(c, PROGRESS_BUSY, 0, 0);
-    }
+    c->cur_len = PROTO_HDR_SZ + size;
+    c->cur_type = type;
+    c->in_flight = true;
+    conn_mark(c, PROGRESS_BUSY);
     c->requests++;
     if (proto_decode_body(type, body, size, &req) < 0) {
         /* Framed correctly, so the stream is still in step: answer, and
@@ -753,20 +742,23 @@ static bool conn_takes_requests(const struct conn *c)
     return c->state == CONN_READING && !c->failed && !c->park_wanted;
 }
 
-/* Parses and runs whole frames from buf[0..len) while the connection takes
- * requests; returns how many bytes were consumed. */
-static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
+/* Parses and runs whole frames from the input area, the one at head first,
+ * while the connection takes requests; returns how many it ran.  A request
+ * answered at once moves head on (conn_replied). */
+static unsigned int conn_take_frames(struct conn *c)
 {
-    size_t off = 0;
+    unsigned int taken = 0;
 
     for (int budget = CONN_BUDGET; conn_takes_requests(c); budget--) {
+        uint8_t *frame = c->in + c->head;
+        uint32_t len = c->in_len - c->head;
         struct proto_hdr hdr;
         int ret;
 
-        if (len - off < PROTO_HDR_SZ) {
+        if (len < PROTO_HDR_SZ) {
             break;
         }
-        ret = proto_decode_header(buf + off, &hdr);
+        ret = proto_decode_header(frame, &hdr);
         if (ret == -EMSGSIZE) {
             conn_fail(c, "%s frame announces %u body bytes (at most %u allowed)",
                       proto_type_name(hdr.type), hdr.size, PROTO_MAX_BODY);
@@ -776,7 +768,7 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
             conn_fail(c, "unknown request type %u (size %u)", hdr.type, hdr.size);
             break;
         }
-        if (len - off - PROTO_HDR_SZ < hdr.size) {
+        if (len - PROTO_HDR_SZ < hdr.size) {
             break;
         }
         if (budget == 0) {
@@ -787,11 +779,10 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
             conn_set_state(c, CONN_FDWAIT);
             break;
         }
-        c->cur_lazy = c->peek_whole && off == 0 && PROTO_HDR_SZ + hdr.size == len;
-        conn_dispatch(c, hdr.type, buf + off + PROTO_HDR_SZ, hdr.size);
-        off += PROTO_HDR_SZ + hdr.size;
+        conn_dispatch(c, hdr.type, frame + PROTO_HDR_SZ, hdr.size);
+        taken++;
     }
-    return off;
+    return taken;
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -818,14 +809,9 @@ static void conn_free(struct conn *c)
         log_guest(&churn_log, LOG_LEVEL_INFO, "peer pid %d disconnected after %lu requests",
                   (int)c->peer_pid, c->requests);
         conn_free_events(c);
-        if (c->slot_idx >= 0) {
-            /* The supervisor lets go of its copy. */
-            registry_send(REG_CLOSED, (unsigned int)c->slot_idx, NULL, -1);
-            progress_slot_free(c->slot_idx);
-            c->slot_idx = -1;
-            c->slot = &c->own_slot;
-            c->slot_out = NULL;
-        }
+        /* The supervisor lets go of its copy. */
+        registry_send(REG_CLOSED, (unsigned int)c->slot_idx, NULL, -1);
+        progress_slot_free(c->slot_idx);
         close(c->fd);
         c->fd = -1;
         while ((m = c->out_head) != NULL) {
@@ -836,8 +822,6 @@ static void conn_free(struct conn *c)
             free(m);
         }
         c->out_tail = NULL;
-        free(c->pending);
-        c->pending = NULL;
         tally_remove(c->ex, c->peer_uid);
         worker_conn_removed(conn_w(c), c);
     }
@@ -857,13 +841,13 @@ static void conn_stop_frame_timer(struct conn *c)
 
 static bool has_whole_frame(const struct conn *c)
 {
-    uint32_t size;
+    uint32_t size, len = c->in_len - c->head;
 
-    if (c->pending_len < PROTO_HDR_SZ) {
+    if (len < PROTO_HDR_SZ) {
         return false;
     }
-    memcpy(&size, c->pending + 4, sizeof(size));
-    return c->pending_len - PROTO_HDR_SZ >= size;
+    memcpy(&size, c->in + c->head + 4, sizeof(size));
+    return len - PROTO_HDR_SZ >= size;
 }
 
 /* Adds or removes the read event.  libevent ignores event_add() for an
@@ -873,9 +857,7 @@ static void conn_watch_input(struct conn *c, bool on)
 {
     if (on != c->reading) {
         if (on) {
-            /* Edge-triggered: what arrived meanwhile may raise no event. */
             event_add(c->ev_read, NULL);
-            conn_kick(c);
         } else {
             event_del(c->ev_read);
         }
@@ -925,11 +907,6 @@ static void conn_settle(struct conn *c)
     }
     park = c->park_wanted && !c->lane_busy && c->state != CONN_IN_LANE &&
            (c->state != CONN_DRAINING || !c->stop);
-    if (!c->failed && (park || (!c->in_flight && conn_should_drop(c)))) {
-        /* A parked connection hands over a socket whose head is the
-         * request in flight, or the first one not answered. */
-        conn_drop_answered(c);
-    }
     if (c->failed ||
         (c->state == CONN_DRAINING && !c->lane_busy && c->out_head == NULL)) {
         conn_free(c);
@@ -949,7 +926,7 @@ static void conn_settle(struct conn *c)
         return;
     }
     conn_watch_input(c, c->state == CONN_READING);
-    if (c->state == CONN_READING && c->pending_len > 0) {
+    if (c->state == CONN_READING && c->in_len > c->head) {
         if (!c->frame_armed) {
             struct timeval tv = {.tv_sec = worker_frame_timeout(conn_w(c))};
 
@@ -975,33 +952,28 @@ static void conn_resume(struct conn *c)
     } else {
         conn_set_state(c, CONN_READING);
         conn_watch_input(c, true);
-        conn_kick(c);
+        if (c->in_len > c->head) {
+            conn_kick(c);
+        }
     }
 }
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    uint8_t *buf = conn_w(c)->rbuf;
-    size_t len = c->pending_len, used;
     bool more = false;
 
     if (c->state != CONN_READING) {
         conn_settle(c);
         return;
     }
-    if (len > 0) {
-        memcpy(buf, c->pending, len);
-    }
-    c->peek_whole = false;
-    if (len < WORKER_RBUF_SIZE && !c->eof && !c->park_wanted) {
-        /* Only a peek: the bytes leave the socket once answered. */
-        size_t room = WORKER_RBUF_SIZE - len;
-        ssize_t n = recv(c->fd, buf + len, room, MSG_DONTWAIT | MSG_PEEK);
+    conn_make_room(c);
+    if (c->in_len < PROGRESS_IN_SIZE && !c->eof && !c->park_wanted) {
+        size_t room = PROGRESS_IN_SIZE - c->in_len;
+        ssize_t n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
 
-        c->peek_whole = len == 0 && n > 0;
         if (n > 0) {
-            len += (size_t)n;
+            conn_received(c, (size_t)n);
             more = (size_t)n == room; /* no edge will announce the rest */
         } else if (n == 0) {
             c->eof = true;
@@ -1012,26 +984,10 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             conn_fail(c, "receive failed");
         }
     }
-    used = conn_take_frames(c, buf, len);
-    if (used > 0) {
+    if (conn_take_frames(c) > 0) {
         /* A frame completed: the timeout starts again for the one now
          * buffered, or a steadily pipelining peer would be cut off. */
         conn_stop_frame_timer(c);
-    }
-    if (used > 0 || len != c->pending_len) {
-        uint8_t *rest = NULL;
-
-        if (len > used) {
-            rest = malloc(len - used);
-            if (rest == NULL) {
-                conn_fail(c, "out of memory buffering input");
-            } else {
-                memcpy(rest, buf + used, len - used);
-            }
-        }
-        free(c->pending);
-        c->pending = rest;
-        c->pending_len = rest != NULL ? len - used : 0;
     }
     if (more) {
         conn_kick(c);
@@ -1055,8 +1011,8 @@ static void conn_on_frame_timeout(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
 
     c->frame_armed = false;
-    conn_fail(c, "frame still incomplete after %u s (%zu bytes buffered)",
-              worker_frame_timeout(conn_w(c)), c->pending_len);
+    conn_fail(c, "frame still incomplete after %u s (%u bytes buffered)",
+              worker_frame_timeout(conn_w(c)), c->in_len - c->head);
     conn_settle(c);
 }
 
@@ -1152,7 +1108,7 @@ void conn_attach(struct conn *c)
     if (c->out_head != NULL) {
         event_add(c->ev_write, NULL);
     }
-    if (c->state == CONN_READING) {
+    if (c->state == CONN_READING && c->in_len > c->head) {
         conn_kick(c);
     }
     conn_settle(c);
@@ -1190,17 +1146,15 @@ void conn_describe(const struct conn *c, struct conn_handover *h)
 {
     size_t n = 0;
 
-    /* Parked: the answered bytes are dropped, so the socket starts with
-     * the request whose reply is queued (answering bytes), then the bytes
-     * peeked at and not yet answered.  Only bytes an older process had
-     * consumed from the socket travel as pending. */
+    /* Parked: the input area holds the request whose reply is queued, if
+     * any (answering bytes), then the bytes not yet answered. */
     *h = (struct conn_handover){
         .fd = c->fd,
         .ex = c->ex,
         .peer_pid = c->peer_pid,
         .peer_uid = c->peer_uid,
-        .pending = c->pending,
-        .pending_len = c->unsocketed,
+        .pending = c->in + c->head,
+        .pending_len = c->in_len - c->head,
         .slot = c->slot_idx,
         .answering = c->in_flight ? c->cur_len : 0,
         .reply_type = c->in_flight ? c->cur_type : 0,
@@ -1232,82 +1186,85 @@ void conn_handover_clear(struct conn_handover *h)
     h->n_out_fds = 0;
 }
 
-static void conn_set_peek(struct conn *c, uint32_t off)
+/* The socket's byte counter as the kernel has it; -1 if it was never set
+ * (the connection was registered, and its process died before reading). */
+static int conn_kernel_counter(struct conn *c)
 {
-    int v = (int)off;
+    int v = -1;
+    socklen_t len = sizeof(v);
 
-    if (setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v)) < 0) {
-        conn_fail(c, "cannot set the peek offset: %s", strerror(errno));
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &v, &len) < 0) {
+        return -1;
     }
+    return v;
 }
 
-/* After a crash: what the dead process had done is in the slot and in the
- * socket (progress.h).  Skips what it had answered (dropped later, the
- * usual way), answers the request it was running with EIO in that
+/* After a crash: what the dead process had received and done is in the
+ * slot (progress.h).  Counts in what its last recv() put in the input area
+ * without saying so, answers the request it was running with EIO in that
  * request's own reply form, or finishes writing the reply it was writing,
- * and goes on from the next request.  The socket is changed only after the
- * slot says what a process dying here would need to know. */
+ * and goes on from the next request.  Each step is recorded before the
+ * next, so a process dying here leaves a slot the next one can read. */
 static void conn_recover(struct conn *c)
 {
     struct progress_word w = progress_unpack(atomic_load(&c->slot->word));
-    uint8_t hdr_bytes[PROTO_HDR_SZ];
+    int kernel = conn_kernel_counter(c);
+    uint32_t lost = 0, off, len;
     struct proto_hdr hdr;
-    ssize_t n;
 
-    if (w.phase == PROGRESS_DROPPING) {
-        int off = -1;
-        socklen_t len = sizeof(off);
-
-        if (getsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) == 0 &&
-            (uint64_t)off != atomic_load(&c->slot->drop_peek)) {
-            w.answered = 0; /* the drop happened */
-        }
-        w.phase = w.len > 0 ? PROGRESS_QUEUED : PROGRESS_IDLE;
-        progress_store(c->slot, progress_pack(w.answered, w.phase, w.type, w.off, w.len));
+    if (kernel < 0) {
+        conn_set_counter(c, PROGRESS_COUNTER_START);
+    } else {
+        c->counter = (uint32_t)kernel;
+        lost = (w.cnt - (uint32_t)kernel) & PROGRESS_CNT_MASK;
     }
-    c->answered = w.answered;
-    c->answered_frames = PROGRESS_DROP_FRAMES; /* dropped at the first chance */
-    conn_set_peek(c, c->answered);
-    if (w.phase == PROGRESS_IDLE || c->failed) {
+    if (w.head > w.in_len || w.in_len + lost > PROGRESS_IN_SIZE) {
+        conn_fail(c, "the progress record of the crashed process is inconsistent");
         return;
     }
-    /* The request in flight heads the socket now. */
-    do {
-        n = recv(c->fd, hdr_bytes, sizeof(hdr_bytes), MSG_PEEK | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(hdr_bytes) || proto_decode_header(hdr_bytes, &hdr) < 0) {
-        conn_fail(c, "the request in flight at the crash is not in the socket");
+    if (lost > 0) {
+        log_info("peer pid %d: %u bytes received just before the crash", (int)c->peer_pid, lost);
+    }
+    c->head = w.head;
+    c->in_len = w.in_len + lost;
+    c->cur_type = w.type;
+    conn_mark(c, w.phase);
+    if (w.phase == PROGRESS_IDLE) {
+        return;
+    }
+    /* The request in flight is at head. */
+    if (c->in_len - c->head < PROTO_HDR_SZ || proto_decode_header(c->in + c->head, &hdr) < 0 ||
+        c->in_len - c->head - PROTO_HDR_SZ < hdr.size) {
+        conn_fail(c, "the request in flight at the crash is not in its record");
         return;
     }
     c->in_flight = true;
     c->cur_len = PROTO_HDR_SZ + hdr.size;
     c->cur_type = hdr.type;
-    conn_set_peek(c, c->answered + c->cur_len);
+    progress_load_reply(c->slot, &off, &len);
     switch (w.phase) {
     case PROGRESS_SENDING: {
         /* The chunk at off went out: the store is the last instruction
          * before the system call. */
-        uint32_t sent = MIN(w.off + PROGRESS_CHUNK, w.len);
+        uint32_t sent = MIN(off + PROGRESS_CHUNK, len);
 
-        c->reply_len = w.len;
+        c->reply_len = len;
         c->reply_off = sent;
-        if (sent >= w.len) {
+        if (sent >= len) {
             conn_replied(c);
-        } else if (c->slot_out != NULL) {
-            conn_send_at(c, c->slot_out, w.len, sent, -1);
         } else {
-            conn_fail(c, "a reply was half written at the crash");
+            conn_send_at(c, c->slot_out, len, sent, -1);
         }
         return;
     }
     case PROGRESS_QUEUED:
-        if (proto_reply_kind(hdr.type) != REPLY_FD && c->slot_out != NULL) {
+        if (proto_reply_kind(hdr.type) != REPLY_FD) {
             log_info("peer pid %d: writing the rest of a %s reply queued at the crash",
                      (int)c->peer_pid, proto_type_name(hdr.type));
-            conn_send_at(c, c->slot_out, w.len, w.off, -1);
+            conn_send_at(c, c->slot_out, len, off, -1);
             return;
         }
-        if (w.off > 0) {
+        if (off > 0) {
             conn_replied(c); /* a descriptor reply is written whole */
             return;
         }
@@ -1326,9 +1283,14 @@ static void conn_recover(struct conn *c)
     }
 }
 
-void conn_set_handover(struct conn *c, const struct conn_handover *h)
+/* A connection handed over: after a crash (h->recover), from the slot; by a
+ * live upgrade, as the old process parked it.  Under a supervisor the slot
+ * is the old process's own, input area included; without one, the input
+ * travels in the state. */
+static void conn_set_handover(struct conn *c, const struct conn_handover *h)
 {
     size_t start = 0;
+    int kernel;
 
     if (h->recover) {
         conn_recover(c);
@@ -1339,12 +1301,30 @@ void conn_set_handover(struct conn *c, const struct conn_handover *h)
         conn_settle(c);
         return;
     }
+    kernel = conn_kernel_counter(c);
+    if (kernel < 0) {
+        conn_set_counter(c, PROGRESS_COUNTER_START); /* from a process before issue 9 */
+    } else {
+        c->counter = (uint32_t)kernel;
+    }
+    if (registry_active() && h->slot == c->slot_idx) {
+        struct progress_word w = progress_unpack(atomic_load(&c->slot->word));
+
+        c->head = w.head;
+        c->in_len = w.in_len;
+    } else if (h->pending_len <= PROGRESS_IN_SIZE) {
+        memcpy(c->in, h->pending, h->pending_len);
+        c->in_len = (uint32_t)h->pending_len;
+    } else {
+        conn_fail(c, "more input handed over than a connection holds");
+    }
     c->in_flight = h->reply_len > 0;
     c->cur_len = h->answering;
     c->cur_type = h->reply_type;
     c->reply_len = h->reply_len;
     c->reply_off = h->reply_off;
-    conn_mark(c, c->in_flight ? PROGRESS_QUEUED : PROGRESS_IDLE, c->reply_off, c->reply_len);
+    progress_store_reply(c->slot, c->reply_off, c->reply_len);
+    conn_mark(c, c->in_flight ? PROGRESS_QUEUED : PROGRESS_IDLE);
     /* Output first, in pieces that each begin where a descriptor rides. */
     for (size_t i = 0; i <= h->n_out_fds; i++) {
         size_t end = i < h->n_out_fds ? h->out_fds[i].off : h->out_len;
@@ -1365,18 +1345,6 @@ void conn_set_handover(struct conn *c, const struct conn_handover *h)
         conn_set_state(c, CONN_BACKLOG);
     } else if (!conn_fd_room(c)) {
         conn_set_state(c, CONN_FDWAIT);
-    }
-    /* The request whose reply is queued is not peeked at again. */
-    conn_set_peek(c, h->answering);
-    if (h->pending_len > 0) {
-        c->pending = malloc(h->pending_len);
-        if (c->pending == NULL) {
-            conn_fail(c, "out of memory adopting buffered input");
-        } else {
-            memcpy(c->pending, h->pending, h->pending_len);
-            c->pending_len = h->pending_len;
-            c->unsocketed = h->pending_len;
-        }
     }
     conn_kick(c);
     conn_settle(c);

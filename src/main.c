@@ -860,7 +860,7 @@ int main(int argc, char **argv)
         struct supervisor_options so = {
             .nodaemon = o.nodaemon,
             .single_fd = (int)o.fd,
-            .nslots = MIN(fd_limit_conns(), PROGRESS_MAX_SLOTS),
+            .nslots = o.fd >= 0 ? 1 : MIN(fd_limit_conns(), PROGRESS_MAX_SLOTS),
         };
 
         if (o.fd >= 0 && check_inherited_socket((int)o.fd) < 0) {
@@ -899,6 +899,16 @@ int main(int argc, char **argv)
     }
     if (!o.nodaemon && (o.supervised_reg < 0 || o.takeover_fd >= 0)) {
         log_setup(true, set->log_level);
+    }
+    if (o.supervised_reg < 0) {
+        /* No supervisor: the progress table is this process's own (each
+         * connection's input area is in it all the same). */
+        int err = progress_create(o.fd >= 0 ? 1 : MIN(fd_limit_conns(), PROGRESS_MAX_SLOTS));
+
+        if (err < 0) {
+            log_error("cannot make the progress table: %s", strerror(-err));
+            goto out;
+        }
     }
     /* Everything below runs with the reduced privileges, in every thread. */
     if (ops_init() < 0 || caps_drop_daemon() < 0) {

@@ -1,8 +1,10 @@
 /* progress.c - the progress table (see progress.h).
  *
  * Layout of the memfd: one page of header, then the slots' words (64 bytes
- * each), then each slot's out area.  Out areas are touched only when a
- * reply waits for its peer, so the file stays sparse.
+ * each), then each slot's input and out areas.  A connection of QEMU's
+ * touches the first page of its input area only (each request starts at 0
+ * again), and out areas only when a reply waits for its peer, so the file
+ * stays sparse.
  */
 #include "config.h"
 
@@ -30,7 +32,7 @@ static struct {
     size_t size;
     unsigned int nslots;
     struct progress_slot *slots;
-    uint8_t *out;
+    uint8_t *areas;
     /* Serving process: which slots are in use. */
     pthread_mutex_t lock;
     uint8_t *used;
@@ -77,7 +79,7 @@ static size_t table_size(unsigned int nslots)
 {
     size_t words = ((size_t)nslots * sizeof(struct progress_slot) + PAGE - 1) / PAGE * PAGE;
 
-    return PAGE + words + (size_t)nslots * PROGRESS_OUT_SIZE;
+    return PAGE + words + (size_t)nslots * (PROGRESS_IN_AREA + PROGRESS_OUT_SIZE);
 }
 
 static int map_table(int fd, unsigned int nslots)
@@ -92,7 +94,7 @@ static int map_table(int fd, unsigned int nslots)
     tbl.size = size;
     tbl.nslots = nslots;
     tbl.slots = (struct progress_slot *)(tbl.base + PAGE);
-    tbl.out = tbl.base + size - (size_t)nslots * PROGRESS_OUT_SIZE;
+    tbl.areas = tbl.base + size - (size_t)nslots * (PROGRESS_IN_AREA + PROGRESS_OUT_SIZE);
     return 0;
 }
 
@@ -117,6 +119,10 @@ int progress_create(unsigned int nslots)
     h->magic = PROGRESS_MAGIC;
     h->nslots = nslots;
     tbl.fd = fd;
+    tbl.used = calloc(nslots, 1);
+    if (tbl.used == NULL) {
+        return -ENOMEM;
+    }
     return fd;
 }
 
@@ -143,11 +149,6 @@ int progress_fd(void)
     return tbl.fd;
 }
 
-bool progress_shared(void)
-{
-    return tbl.base != NULL;
-}
-
 unsigned int progress_nslots(void)
 {
     return tbl.nslots;
@@ -158,9 +159,14 @@ struct progress_slot *progress_slot_at(unsigned int idx)
     return &tbl.slots[idx];
 }
 
+uint8_t *progress_in_at(unsigned int idx)
+{
+    return tbl.areas + (size_t)idx * (PROGRESS_IN_AREA + PROGRESS_OUT_SIZE);
+}
+
 uint8_t *progress_out_at(unsigned int idx)
 {
-    return tbl.out + (size_t)idx * PROGRESS_OUT_SIZE;
+    return progress_in_at(idx) + PROGRESS_IN_AREA;
 }
 
 int progress_slot_alloc(void)
@@ -186,8 +192,8 @@ int progress_slot_alloc(void)
         struct progress_slot *s = &tbl.slots[idx];
 
         atomic_store(&s->served, 0);
-        atomic_store(&s->drop_peek, 0);
-        progress_store(s, progress_pack(0, PROGRESS_IDLE, 0, 0, 0));
+        progress_store_reply(s, 0, 0);
+        progress_store(s, progress_pack(0, 0, PROGRESS_IDLE, 0, 0));
     }
     return idx;
 }

@@ -143,7 +143,7 @@ static void worker_take(struct worker *w, struct handoff *h, bool stopping)
     if (c != NULL) {
         conn_attach(c);
     } else {
-        c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer, h->slot);
+        c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer, h->slot, h->h);
         if (c == NULL) {
             if (h->slot >= 0) {
                 registry_send(REG_CLOSED, (unsigned int)h->slot, NULL, -1);
@@ -159,9 +159,6 @@ static void worker_take(struct worker *w, struct handoff *h, bool stopping)
             atomic_fetch_sub(&total_conns, 1);
             event_active(conn_closed_event, 0, 0);
             return;
-        }
-        if (h->h != NULL) {
-            conn_set_handover(c, h->h);
         }
     }
     /* The connection may have ended already: look it up. */
@@ -517,21 +514,19 @@ void workers_assign(int fd, struct export *ex, const struct ucred *peer, const c
         tally_remove(ex, peer->uid); /* the acceptor counted it */
         return;
     }
-    if (registry_active()) {
-        /* Registered before a byte is read: from here on a crash of this
-         * process does not lose the connection. */
-        slot = progress_slot_alloc();
-        if (slot < 0) {
-            log_error("peer pid %d: no progress slot left (%u in all); refusing the connection",
-                      (int)peer->pid, progress_nslots());
-            close(fd);
-            tally_remove(ex, peer->uid);
-            free(h);
-            return;
-        }
-        registry_conn((unsigned int)slot, fd, socket, ex->dir, atomic_load(&ex->readonly),
-                      atomic_load(&ex->allow_devices), peer->pid, peer->uid);
+    slot = progress_slot_alloc();
+    if (slot < 0) {
+        log_error("peer pid %d: no progress slot left (%u in all); refusing the connection",
+                  (int)peer->pid, progress_nslots());
+        close(fd);
+        tally_remove(ex, peer->uid);
+        free(h);
+        return;
     }
+    /* Registered before a byte is read: from here on a crash of this
+     * process does not lose the connection (under a supervisor). */
+    registry_conn((unsigned int)slot, fd, socket, ex->dir, atomic_load(&ex->readonly),
+                  atomic_load(&ex->allow_devices), peer->pid, peer->uid);
     h->fd = fd;
     h->ex = ex;
     h->peer = *peer;
@@ -561,9 +556,24 @@ void workers_adopt(const struct conn_handover *from)
     h->fd = from->fd;
     h->ex = from->ex;
     h->peer = (struct ucred){.pid = from->peer_pid, .uid = from->peer_uid};
-    h->slot = progress_shared() ? from->slot : -1;
-    if (h->slot >= 0) {
+    /* Under a supervisor the slot is the one the old process used, in the
+     * same table; without one, this process has a table of its own. */
+    if (registry_active() && from->slot >= 0 && (unsigned int)from->slot < progress_nslots()) {
+        h->slot = from->slot;
         progress_slot_claim((unsigned int)h->slot);
+    } else {
+        h->slot = progress_slot_alloc();
+    }
+    if (h->slot < 0) {
+        log_error("out of progress slots adopting a connection");
+        close(from->fd);
+        tally_remove(from->ex, from->peer_uid);
+        for (size_t i = 0; i < from->n_out_fds; i++) {
+            close(from->out_fds[i].fd);
+        }
+        h->h = copy;
+        handoff_free(h);
+        return;
     }
     h->h = copy;
     assign(h);
