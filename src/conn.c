@@ -1248,6 +1248,9 @@ static void conn_recover(struct conn *c)
          * before the system call. */
         uint32_t sent = MIN(off + PROGRESS_CHUNK, len);
 
+        log_info("peer pid %d: the process died in the sendmsg of a %s reply (bytes %u-%u of "
+                 "%u): taken as written",
+                 (int)c->peer_pid, proto_type_name(hdr.type), off, sent, len);
         c->reply_len = len;
         c->reply_off = sent;
         if (sent >= len) {

@@ -395,6 +395,43 @@ static gpointer client_main(gpointer arg)
     return NULL;
 }
 
+/* New guests all the time: connect, one request, close.  A connection
+ * accepted by the serving process but not yet registered with the
+ * supervisor when the process dies is lost (the documented window); this
+ * counts how often that happens. */
+struct connector {
+    GThread *thread;
+    atomic_bool stop;
+    unsigned long connects, lost;
+    char first_loss[256];
+};
+
+static gpointer connector_main(gpointer arg)
+{
+    struct connector *k = arg;
+
+    while (!atomic_load(&k->stop)) {
+        pc_proxy_stat st;
+        pc_conn *c = NULL;
+        int rc = pc_connect(srv->sock_path, CLIENT_TIMEOUT_MS, &c);
+
+        if (rc == 0) {
+            pc_conn_set_timeout(c, CLIENT_TIMEOUT_MS);
+            rc = pc_lstat(c, "/", &st);
+            k->connects++;
+            if (rc != 0 && rc != -EIO) {
+                if (k->lost++ == 0) {
+                    snprintf(k->first_loss, sizeof(k->first_loss), "%s (%s)", pc_strerror(rc),
+                             pc_conn_error(c));
+                }
+            }
+            pc_free(c);
+        }
+        g_usleep(200);
+    }
+    return NULL;
+}
+
 static void clients_start(struct client *cls, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -459,6 +496,7 @@ static void test_kill_under_load(void)
     unsigned int kills = env_uint("CRASH_KILLS", 200);
     int n = (int)env_uint("CRASH_CLIENTS", 24);
     struct client *cls = g_new0(struct client, n);
+    struct connector connector = {0};
     unsigned long requests = 0, eios = 0;
     int fds_start, fds_before = -1, fds_max = 0, fds_after = -1, failed;
     GRand *rnd = g_rand_new();
@@ -470,8 +508,19 @@ static void test_kill_under_load(void)
         return;
     }
     vt_assert_rc(start(NULL), 0);
+    {
+        /* Once a guest has been served, the supervisor holds all it holds
+         * without guests (the listening socket is registered by then). */
+        pc_conn *c = vt_connect(srv);
+        pc_proxy_stat st;
+
+        vt_assert_rc(c != NULL ? pc_lstat(c, "/", &st) : -1, 0);
+        vt_disconnect(srv, c);
+        g_usleep(100 * 1000);
+    }
     fds_start = count_fds(srv->pid);
     clients_start(cls, n);
+    connector.thread = g_thread_new("connector", connector_main, &connector);
     g_usleep(200 * 1000);
     t0 = now_us();
     for (; done < kills; done++) {
@@ -493,6 +542,8 @@ static void test_kill_under_load(void)
         fds_max = MAX(fds_max, fds);
     }
     g_usleep(300 * 1000);
+    atomic_store(&connector.stop, true);
+    g_thread_join(connector.thread);
     failed = clients_stop(cls, n, done);
     /* Every connection closed: the supervisor holds what it held before. */
     for (int i = 0; i < 100 && (fds_after = count_fds(srv->pid)) > fds_start; i++) {
@@ -507,11 +558,17 @@ static void test_kill_under_load(void)
                    "%d at the end",
                    done, (double)(now_us() - t0) / 1e6, n, requests, eios, fds_start, fds_before,
                    fds_max, fds_after);
+    /* Not asserted: the window is documented (doc/performance.md). */
+    g_test_message("new connections: %lu made, %lu lost to a kill between accept and "
+                   "registration%s%s",
+                   connector.connects, connector.lost, connector.lost > 0 ? "; first: " : "",
+                   connector.first_loss);
     g_assert_cmpint(failed, ==, 0);
     g_assert_cmpuint(done, ==, kills);
     /* Nothing held per kill (a recovery holds a pipe and a state file
-     * for a moment), nothing for a connection that is gone. */
-    g_assert_cmpint(fds_max, <=, fds_before + 4);
+     * for a moment; the connector holds one or two), nothing for a
+     * connection that is gone. */
+    g_assert_cmpint(fds_max, <=, fds_before + 8);
     g_assert_cmpint(fds_after, ==, fds_start);
     g_assert_cmpint(vt_server_stop(srv), ==, 0);
     g_rand_free(rnd);
