@@ -56,9 +56,13 @@
 #include "tally.h"
 #include "worker.h"
 
-/* What the kernel may charge a piece of output beyond its bytes (struct
- * sk_buff and page rounding): an upper bound, see conn_room. */
-#define CONN_TRUESIZE_SLACK 8192u
+/* What the kernel charges at most for a piece of output of len bytes: a
+ * small one is kmalloc'ed whole (rounded up to a power of two) with its
+ * struct sk_buff, a larger one gets page fragments.  See conn_room. */
+static size_t conn_truesize(size_t len)
+{
+    return len <= 4096 ? 2 * len + 1024 : len + 8192;
+}
 
 /* Requests taken from one connection before others get a turn. */
 #define CONN_BUDGET 32
@@ -384,7 +388,7 @@ static bool conn_room(struct conn *c, size_t len)
 {
     int outq;
 
-    if (c->since_check + len + CONN_TRUESIZE_SLACK < c->sndbuf) {
+    if (c->since_check + conn_truesize(len) < c->sndbuf) {
         return true;
     }
     if (ioctl(c->fd, SIOCOUTQ, &outq) < 0) {
@@ -396,7 +400,7 @@ static bool conn_room(struct conn *c, size_t len)
 
 static void conn_wrote(struct conn *c, size_t n)
 {
-    c->since_check += n + CONN_TRUESIZE_SLACK;
+    c->since_check += conn_truesize(n);
 }
 
 static void conn_note_progress(struct conn *c)

@@ -7,6 +7,9 @@
  *   [conn N]     fd, socket (absent for -f or a removed export), export,
  *                readonly, allow-devices, peer-pid, peer-uid,
  *                pending (base64 of the input received, not yet answered),
+ *                slot, answering, reply-type, reply-len, reply-off (the
+ *                progress slot, and the request whose reply is in out),
+ *                recover (after a crash: the slot says the rest),
  *                out (base64 of the replies queued, not yet written),
  *                out-fds, out-fd-offsets (each fd rides on out[offset])
  *
@@ -29,9 +32,12 @@
  *        timeout): nothing was touched, so it resumes every connection and
  *        socket where it parked them.
  *
- * If the new process dies after 'A', its connections are lost: the old one
- * cannot know what it read or answered, and resuming could answer a request
- * twice.  That window is the one the supervisor of issue 9 closes.
+ * If the new process dies after 'A', the old one cannot know what it read or
+ * answered, and resuming could answer a request twice: without a
+ * supervisor, its connections are lost.  Under a supervisor (supervisor.h)
+ * they are recovered as after any crash: the new process tells the
+ * supervisor it serves (REG_HELLO) before it writes 'A', goes on in the same
+ * progress slots, and becomes the supervisor's child when the old one exits.
  */
 #include "config.h"
 
@@ -236,8 +242,9 @@ static void add_conn(struct conn *c, void *arg)
     g_key_file_set_uint64(st->kf, group, "peer-uid", h.peer_uid);
     g_key_file_set_string(st->kf, group, "pending", pending);
     g_key_file_set_string(st->kf, group, "out", out);
-    /* Input not yet answered is in the socket; the first `answering` bytes
-     * there are the request whose reply is in out. */
+    /* The slot in the progress table (under a supervisor, the new process
+     * goes on in the same one); the first `answering` bytes of pending are
+     * the request whose reply is in out. */
     g_key_file_set_integer(st->kf, group, "slot", h.slot);
     g_key_file_set_integer(st->kf, group, "answering", (int)h.answering);
     g_key_file_set_integer(st->kf, group, "reply-type", (int)h.reply_type);
