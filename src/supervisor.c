@@ -53,8 +53,9 @@ struct held_conn {
     char *socket; /* NULL: -f's */
     char *export;
     bool readonly, allow_devices;
-    unsigned int crashes;  /* in a row with its request running */
+    unsigned int crashes;  /* in a row with the same request running */
     uint64_t served_after; /* its count of answers if none came since */
+    uint32_t request_hash; /* of the request running at the last crash */
 };
 
 static struct {
@@ -425,9 +426,31 @@ static int start_child(bool recover)
     return 0;
 }
 
-/* Counts, per connection, the crashes with its request running, and closes
- * a connection whose request was running at POISON_CRASHES in a row, with
- * no request of it answered in between. */
+/* The request running in slot i: a hash of its bytes as the input area
+ * holds them (the frame's own size, bounded by what was received). */
+static uint32_t running_request_hash(unsigned int i, const struct progress_word *w)
+{
+    const uint8_t *p = progress_in_at(i) + w->head;
+    uint32_t size, len = w->in_len - w->head, hash = 2166136261u;
+
+    if (w->head > w->in_len || w->in_len > PROGRESS_IN_SIZE || len < PROTO_HDR_SZ) {
+        return 0;
+    }
+    memcpy(&size, p + 4, sizeof(size));
+    len = MIN(len, PROTO_HDR_SZ + MIN(size, PROTO_MAX_BODY));
+    for (uint32_t k = 0; k < len; k++) {
+        hash = (hash ^ p[k]) * 16777619u; /* FNV-1a */
+    }
+    return hash;
+}
+
+/* Counts, per connection, the crashes with the same request running, and
+ * closes a connection whose request was running at POISON_CRASHES in a row
+ * with no request of it answered in between but the EIO of each: a request
+ * that kills the server every time (a guest retrying it).  The same bytes
+ * each time, because an innocent guest whose requests happen to be running
+ * at kills that come fast (a creation waits for a lane thread in a process
+ * just started) sends a different request after each EIO. */
 static void count_crashes(void)
 {
     for (unsigned int i = 0; i < sup.opt->nslots; i++) {
@@ -435,6 +458,7 @@ static void count_crashes(void)
         struct progress_slot *s = progress_slot_at(i);
         struct progress_word w;
         uint64_t served;
+        uint32_t hash;
 
         if (h->fd < 0) {
             continue;
@@ -445,11 +469,15 @@ static void count_crashes(void)
             h->crashes = 0;
             continue;
         }
-        h->crashes = h->crashes > 0 && served == h->served_after ? h->crashes + 1 : 1;
+        hash = running_request_hash(i, &w);
+        h->crashes = h->crashes > 0 && served == h->served_after && hash == h->request_hash
+                         ? h->crashes + 1
+                         : 1;
         h->served_after = served + 1; /* the EIO the next process answers */
+        h->request_hash = hash;
         if (h->crashes >= POISON_CRASHES) {
             log_error("supervisor: closing the connection of peer pid %d uid %u (export %s): "
-                      "its %s request was running at %u crashes in a row",
+                      "the same %s request was running at %u crashes in a row",
                       (int)h->peer_pid, (unsigned)h->peer_uid, h->export,
                       proto_type_name(w.type), h->crashes);
             held_clear(h);

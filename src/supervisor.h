@@ -8,8 +8,8 @@
  * signal or exits unexpectedly, it starts a new one with a --takeover state
  * made of what it holds; the new process drops what was answered, answers
  * the request that was running with EIO in its own reply form, and serves
- * on.  A connection whose request was running at three crashes in a row is
- * closed (a request that kills the server every time).  A serving process
+ * on.  A connection on which the same request was running at three crashes
+ * in a row is closed (a request that kills the server every time).  A serving process
  * that cannot start is retried after 100 ms, doubling up to 10 s.
  *
  * Signals: SIGHUP and SIGUSR2 go on to the serving process (a live upgrade

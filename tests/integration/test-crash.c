@@ -615,7 +615,7 @@ static void test_poison(void)
     failed = clients_stop(cls, n, 3);
     g_assert_cmpint(failed, ==, 0);
     log = vt_read_file(srv->log_path);
-    g_assert_nonnull(strstr(log, "its lstat request was running at 3 crashes in a row"));
+    g_assert_nonnull(strstr(log, "the same lstat request was running at 3 crashes in a row"));
     vt_disconnect(srv, poison);
     /* New guests are served. */
     poison = vt_connect(srv);
