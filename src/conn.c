@@ -388,8 +388,8 @@ static bool conn_room(struct conn *c, size_t len)
 {
     int outq;
 
-    if (c->since_check + conn_truesize(len) < c->sndbuf) {
-        return true;
+    if (c->since_check + conn_truesize(len) < c->sndbuf || c->sndbuf == 0) {
+        return true; /* (no send buffer size known: sendmsg will tell) */
     }
     if (ioctl(c->fd, SIOCOUTQ, &outq) < 0) {
         return true; /* sendmsg will say what is wrong */
