@@ -210,6 +210,11 @@ void progress_slot_claim(unsigned int idx)
 void progress_slot_free(int idx)
 {
     if (tbl.used != NULL && idx >= 0 && (unsigned int)idx < tbl.nslots) {
+        /* Give the pages back: slots are taken in turn, and a daemon with
+         * guests coming and going would otherwise keep a page of every
+         * slot it ever used. */
+        madvise(progress_in_at((unsigned int)idx), PROGRESS_IN_AREA + PROGRESS_OUT_SIZE,
+                MADV_REMOVE);
         pthread_mutex_lock(&tbl.lock);
         tbl.used[idx] = 0;
         pthread_mutex_unlock(&tbl.lock);
