@@ -859,6 +859,7 @@ int main(int argc, char **argv)
          * as the supervisor, and the serving process is its child. */
         struct supervisor_options so = {
             .nodaemon = o.nodaemon,
+            .log_level = (int)set->log_level,
             .single_fd = (int)o.fd,
             .nslots = o.fd >= 0 ? 1 : MIN(fd_limit_conns(), PROGRESS_MAX_SLOTS),
         };

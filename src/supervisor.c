@@ -156,6 +156,7 @@ static void first_ready(void)
     if (!sup.opt->nodaemon) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
+        log_setup(true, (enum log_level)sup.opt->log_level);
         if (null >= 0) {
             dup2(null, STDIN_FILENO);
             dup2(null, STDOUT_FILENO);

@@ -25,6 +25,7 @@
 
 struct supervisor_options {
     bool nodaemon;
+    int log_level;        /* enum log_level: syslog's, once daemonized */
     int single_fd;        /* -f's socket, or -1 */
     unsigned int nslots;  /* progress slots: the most connections there can be */
 };
