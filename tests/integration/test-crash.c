@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -707,6 +708,45 @@ static void test_upgrade_then_crash_then_bad_start(void)
     g_assert_cmpint(vt_server_stop(srv), ==, 0);
 }
 
+/* systemd (Type=notify) is told READY=1 once, with the supervisor's pid: the
+ * process it must watch, which outlives the serving ones. */
+static void test_systemd_notify(void)
+{
+    g_autofree char *path = g_build_filename(srv->workdir, "notify", NULL);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char msg[256];
+    g_autofree char *want = NULL;
+    int fd, rc;
+    ssize_t n;
+
+    if (!vt_require_daemon()) {
+        return;
+    }
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    g_setenv("NOTIFY_SOCKET", path, TRUE);
+    rc = start(NULL);
+    g_unsetenv("NOTIFY_SOCKET");
+    vt_assert_rc(rc, 0);
+    n = recv(fd, msg, sizeof(msg) - 1, 0);
+    g_assert_cmpint(n, >, 0);
+    msg[n > 0 ? n : 0] = '\0';
+    want = g_strdup_printf("READY=1\nMAINPID=%d", (int)srv->pid);
+    g_assert_cmpstr(msg, ==, want);
+    /* Nothing from the serving process, nor after a crash. */
+    {
+        pid_t killed;
+
+        g_assert_cmpint(kill_serving(&killed), >, 0);
+    }
+    g_usleep(200 * 1000);
+    g_assert_cmpint(recv(fd, msg, sizeof(msg), MSG_DONTWAIT), <, 0);
+    close(fd);
+    g_assert_cmpint(vt_server_stop(srv), ==, 0);
+}
+
 /* ---- figures ----------------------------------------------------------------- */
 
 static int compare_ll(const void *a, const void *b)
@@ -794,6 +834,7 @@ int main(int argc, char **argv)
     g_test_add_func("/crash/kill-under-load", test_kill_under_load);
     g_test_add_func("/crash/poison-connection-closed", test_poison);
     g_test_add_func("/crash/upgrade-crash-bad-start", test_upgrade_then_crash_then_bad_start);
+    g_test_add_func("/crash/systemd-notify-supervisor-pid", test_systemd_notify);
     g_test_add_func("/crash/figures", test_figures);
     ret = g_test_run();
     vt_server_free(srv);
