@@ -1320,7 +1320,9 @@ static void conn_set_handover(struct conn *c, const struct conn_handover *h)
         c->head = w.head;
         c->in_len = w.in_len;
     } else if (h->pending_len <= PROGRESS_IN_SIZE) {
-        memcpy(c->in, h->pending, h->pending_len);
+        if (h->pending_len > 0) {
+            memcpy(c->in, h->pending, h->pending_len);
+        }
         c->in_len = (uint32_t)h->pending_len;
     } else {
         conn_fail(c, "more input handed over than a connection holds");

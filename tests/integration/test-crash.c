@@ -677,7 +677,10 @@ static void test_upgrade_then_crash_then_bad_start(void)
     off = log_size();
     kill(srv->pid, SIGUSR2);
     g_assert_true(log_wait(off, "serves every socket and connection now", 20000));
-    upgraded = vt_serving_pid(srv);
+    /* The new process becomes the supervisor's child when the old exits. */
+    for (int i = 0; i < 500 && (upgraded = vt_serving_pid(srv)) == first; i++) {
+        g_usleep(10 * 1000);
+    }
     g_assert_cmpint(upgraded, !=, first);
     g_assert_true(log_wait(off, "supervisor: process", 5000));
     vt_assert_rc(pc_lstat(c, "/", &st), 0);
