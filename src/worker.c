@@ -236,9 +236,8 @@ static struct worker *worker_spawn(void)
         return NULL;
     }
     w->base = event_base_new();
-    w->rbuf = malloc(WORKER_RBUF_SIZE);
     w->rep = malloc(sizeof(*w->rep));
-    if (w->base == NULL || w->rbuf == NULL || w->rep == NULL) {
+    if (w->base == NULL || w->rep == NULL) {
         goto fail;
     }
     w->ev_wake = event_new(w->base, -1, 0, worker_wake, w);
@@ -266,7 +265,6 @@ fail:
     if (w->base != NULL) {
         event_base_free(w->base);
     }
-    free(w->rbuf);
     free(w->rep);
     free(w);
     return NULL;

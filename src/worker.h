@@ -41,8 +41,7 @@ struct worker_options {
 /* Thread-owned resources a connection borrows while its thread runs it. */
 struct worker {
     struct event_base *base;
-    uint8_t *rbuf; /* receive buffer, WORKER_RBUF_SIZE bytes */
-    struct proto_reply *rep;
+    struct proto_reply *rep; /* (input goes to each connection's progress slot) */
 
     pthread_t thread;
     struct event *ev_wake;
@@ -63,7 +62,6 @@ struct worker {
     atomic_uint load;    /* connections assigned, read by the acceptor */
 };
 
-#define WORKER_RBUF_SIZE (2 * PROTO_MAX_FRAME)
 /* I/O threads at most, spares for stuck ones included. */
 #define WORKERS_MAX 64
 
