@@ -362,8 +362,10 @@ wait_console() {
     return 1
 }
 
-# listening PATH_PART: true if some listening Unix socket's name contains it.
-listening() { ss -xlH 2>/dev/null | grep -qF -- "$1"; }
+# listening /.virtfs-proxyd.NAME.sock/: true if that private socket file is
+# there (a listener removes it when it stops). ss cannot tell: the daemon
+# binds through /proc/self/fd/N/sock, the name ss shows.
+listening() { [[ -S $work${1}sock ]]; }
 
 # live_upgrade NAME ROUND: SIGUSR2 to server NAME; follows the new pid from
 # the log line the old process writes, checks that the new process runs
@@ -488,7 +490,7 @@ reload() {
                listening "/.virtfs-proxyd.third.sock/"; then
                 tap PASS "$what"
             else
-                tap FAIL "$what" "$(ss -xlH | grep -F "$work" | tr '\n' ';')"
+                tap FAIL "$what" "$(cd "$work" && ls -d .virtfs-proxyd.*/sock 2>/dev/null | tr '\n' ' ')"
             fi ;;
     esac
 }
@@ -682,7 +684,7 @@ phase_upgrade() {
 
     # Only what the phase provoked may be logged as an error or a warning.
     old=$(cat "${server_log[A]}" "${server_log[B]}" 2>/dev/null | grep -E ': (error|warning): ' |
-          grep -vE 'reload.* rejected|/does-not-exist: |upgrade failed: the new process exited' || true)
+          grep -vE 'reload.* rejected|/does-not-exist: |upgrade failed: the new process exited|descriptor limit' || true)
     if [[ -z $old ]]; then
         tap PASS "upgrade: no error or warning in the server logs but those provoked"
     else
