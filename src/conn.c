@@ -17,11 +17,14 @@
  *
  * A peer that makes the connection wait on it (BACKLOG, FDWAIT, or any queued
  * output) for longer than the output timeout without reading anything is cut
- * off.  Frames are parsed in the worker's receive buffer; bytes that do not
- * form a whole frame yet, or that wait, are kept in c->pending (bounded by
- * WORKER_RBUF_SIZE).  Replies are written straight away when the output queue
- * is empty, which is nearly always; otherwise they are queued, each entry
- * with the fd it carries, and written in order when the socket is writable.
+ * off.  Input is received into the connection's progress slot (progress.h),
+ * in shared memory: frames are parsed there, and bytes that do not form a
+ * whole frame yet, or that wait, stay there until their request is answered.
+ * Replies are written straight away when the output queue is empty, which is
+ * nearly always; otherwise they are queued, each entry with the fd it
+ * carries, and written in order when the socket is writable; meanwhile the
+ * connection takes no further request, so that it has at most one reply
+ * unwritten, the one a crash of this process must finish or answer EIO.
  * An fd reply therefore leaves only after every earlier byte, so each fd
  * arrives attached to its own 4-byte reply.
  *
@@ -48,9 +51,19 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "progress.h"
+#include "registry.h"
 #include "stats.h"
 #include "tally.h"
 #include "worker.h"
+
+/* What the kernel charges at most for a piece of output of len bytes: a
+ * small one is kmalloc'ed whole (rounded up to a power of two) with its
+ * struct sk_buff, a larger one gets page fragments.  See conn_room. */
+static size_t conn_truesize(size_t len)
+{
+    return len <= 4096 ? 2 * len + 1024 : len + 8192;
+}
 
 /* Requests taken from one connection before others get a turn. */
 #define CONN_BUDGET 32
@@ -72,6 +85,7 @@ static const char *const state_names[] = {"reading",  "in-lane",  "backlog",
 struct outmsg {
     struct outmsg *next;
     int fd; /* passed with the first byte written, then closed */
+    bool reply; /* the rest of the reply in flight (progress.h) */
     size_t len, off;
     uint8_t data[];
 };
@@ -92,8 +106,6 @@ struct conn {
     bool failed;        /* end now; the reason is logged */
     bool lane_busy;     /* a lane_job points at this connection */
     bool park_wanted;   /* an upgrade waits for this connection to be quiet */
-    uint8_t *pending;
-    size_t pending_len;
     struct outmsg *out_head, *out_tail;
     size_t out_bytes;
     unsigned int fds_queued; /* descriptors in the output queue */
@@ -104,6 +116,18 @@ struct conn {
     unsigned int n_identities;
     unsigned long requests, malformed;
     struct stats_conn st; /* counters for the control socket (stats.h) */
+    /* Progress (progress.h): what the slot's word says, kept here too. */
+    int slot_idx;
+    struct progress_slot *slot;
+    uint8_t *in;                   /* the input area: unanswered bytes at [head, in_len) */
+    uint8_t *slot_out;             /* the out area */
+    uint32_t head, in_len;
+    uint32_t counter;              /* the socket's byte counter (SO_PEEK_OFF) */
+    bool in_flight;                /* the request at head runs or is being answered */
+    uint32_t cur_len, cur_type;    /* its frame */
+    uint32_t reply_len, reply_off; /* its reply, and how much of it is written */
+    size_t sndbuf;      /* the socket's send buffer */
+    size_t since_check; /* bound on the bytes the peer has not read (conn_room) */
 };
 
 /* The journal fields of a line about connection c (log.h). */
@@ -115,6 +139,7 @@ struct conn {
 static struct log_limit churn_log, fail_log;
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_set_handover(struct conn *c, const struct conn_handover *h);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_on_frame_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_on_stall(evutil_socket_t fd, short what, void *arg);
@@ -157,6 +182,76 @@ static struct worker *conn_w(const struct conn *c)
     return atomic_load_explicit(&c->w, memory_order_relaxed);
 }
 
+/* ---- progress records ------------------------------------------------------ */
+
+static uint64_t conn_word(const struct conn *c, enum progress_phase phase)
+{
+    return progress_pack(c->head, c->in_len, phase, c->cur_type, c->counter);
+}
+
+static void conn_mark(struct conn *c, enum progress_phase phase)
+{
+    progress_store(c->slot, conn_word(c, phase));
+}
+
+/* The reply to the request at head has been written whole: head moves past
+ * it (to 0 when nothing else is buffered, which is the rule for QEMU). */
+static void conn_replied(struct conn *c)
+{
+    c->in_flight = false;
+    c->head += c->cur_len;
+    if (c->head >= c->in_len) {
+        c->head = c->in_len = 0;
+    }
+    c->cur_len = 0;
+    c->cur_type = 0;
+    c->reply_len = c->reply_off = 0;
+    conn_mark(c, PROGRESS_IDLE);
+    atomic_store_explicit(&c->slot->served,
+                          atomic_load_explicit(&c->slot->served, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Before a recv: makes room for a whole frame after what is buffered, by
+ * moving it down to 0 once that cannot overwrite the bytes the slot's word
+ * still points at (the requests answered take at least as much room as what
+ * is left; progress.h explains why that is so whenever room is short). */
+static void conn_make_room(struct conn *c)
+{
+    uint32_t left = c->in_len - c->head;
+
+    if (PROGRESS_IN_SIZE - c->in_len >= PROTO_MAX_FRAME || c->head == 0 || c->head < left) {
+        return;
+    }
+    memcpy(c->in, c->in + c->head, left);
+    c->head = 0;
+    c->in_len = left;
+    conn_mark(c, PROGRESS_IDLE);
+}
+
+static void conn_set_counter(struct conn *c, uint32_t value)
+{
+    int v = (int)value;
+
+    if (setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v)) < 0) {
+        conn_fail(c, "cannot set the byte counter: %s", strerror(errno));
+    }
+    c->counter = value;
+}
+
+/* Every recv lowers the counter; it goes back up by a multiple of 2^20,
+ * so that what the slot says of it stays true (about once per GiB). */
+static void conn_received(struct conn *c, size_t n)
+{
+    c->in_len += (uint32_t)n;
+    c->counter -= (uint32_t)n;
+    conn_mark(c, PROGRESS_IDLE);
+    if (c->counter < PROGRESS_COUNTER_LOW) {
+        conn_set_counter(c, c->counter + ((PROGRESS_COUNTER_START - c->counter) &
+                                          ~PROGRESS_CNT_MASK));
+    }
+}
+
 /* Makes the connection's events on its current worker's loop. */
 static int conn_make_events(struct conn *c)
 {
@@ -189,7 +284,8 @@ static void conn_free_events(struct conn *c)
     c->stall_armed = false;
 }
 
-struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer)
+struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer,
+                      int slot, const struct conn_handover *h)
 {
     struct conn *c = calloc(1, sizeof(*c));
 
@@ -198,6 +294,19 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
         return NULL;
     }
     c->fd = fd;
+    c->slot_idx = slot;
+    c->slot = progress_slot_at((unsigned int)slot);
+    c->in = progress_in_at((unsigned int)slot);
+    c->slot_out = progress_out_at((unsigned int)slot);
+    {
+        int sndbuf = 0;
+        socklen_t len = sizeof(sndbuf);
+
+        getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
+        c->sndbuf = sndbuf > 0 ? (size_t)sndbuf : 0;
+        /* Nothing is known about what the peer has read: ask first. */
+        c->since_check = c->sndbuf;
+    }
     atomic_init(&c->w, w);
     c->ex = ex;
     c->peer_pid = peer->pid;
@@ -215,6 +324,12 @@ struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct 
     log_guest_ctx(&churn_log, LOG_LEVEL_INFO, CONN_LOG_CTX(c),
                   "peer pid %d uid %u connected to export %s", (int)peer->pid,
                   (unsigned)peer->uid, ex->dir);
+    if (h != NULL) {
+        conn_set_handover(c, h);
+    } else {
+        conn_set_counter(c, PROGRESS_COUNTER_START);
+        conn_mark(c, PROGRESS_IDLE);
+    }
     return c;
 }
 
@@ -229,15 +344,18 @@ static void conn_kick(struct conn *c)
 
 /* ---- output -------------------------------------------------------------- */
 
-/* One sendmsg; pass_fd >= 0 rides on the first byte.  Returns bytes written,
- * 0 when the socket is full, or -errno. */
-static ssize_t send_with_fd(int sock, const uint8_t *data, size_t len, int pass_fd)
+/* One sendmsg of at most PROGRESS_CHUNK bytes; pass_fd >= 0 rides on the
+ * first byte.  For a piece of the reply in flight (reply), the SENDING
+ * record is stored immediately before the system call (progress.h).
+ * Returns bytes written, 0 when the socket is full, or -errno. */
+static ssize_t conn_write(struct conn *c, const uint8_t *data, size_t len, int pass_fd,
+                          bool reply)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } control;
-    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = MIN(len, PROGRESS_CHUNK)};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
     ssize_t n;
 
@@ -254,12 +372,44 @@ static ssize_t send_with_fd(int sock, const uint8_t *data, size_t len, int pass_
         memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
     }
     do {
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
+        if (reply) {
+            progress_store_reply(c->slot, c->reply_off, c->reply_len);
+            n = progress_sendmsg(c->slot, conn_word(c, PROGRESS_SENDING), c->fd, &msg,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            n = n < 0 ? -errno : n;
+        }
+    } while (n == -EINTR);
     if (n < 0) {
-        return errno == EAGAIN ? 0 : -errno;
+        return n == -EAGAIN ? 0 : n;
     }
     return n;
+}
+
+/* Whether the socket takes a piece of len bytes now, for sure: the kernel
+ * refuses one only when what the peer has not read reaches the send
+ * buffer.  The kernel is asked only when the bytes written since it was
+ * last asked could have come near that: a peer that reads each reply (QEMU)
+ * costs one ioctl in about a hundred replies.  A SENDING record is then
+ * never followed by a sendmsg that writes nothing. */
+static bool conn_room(struct conn *c, size_t len)
+{
+    int outq;
+
+    if (c->since_check + conn_truesize(len) < c->sndbuf || c->sndbuf == 0) {
+        return true; /* (no send buffer size known: sendmsg will tell) */
+    }
+    if (ioctl(c->fd, SIOCOUTQ, &outq) < 0) {
+        return true; /* sendmsg will say what is wrong */
+    }
+    c->since_check = (size_t)outq;
+    return (size_t)outq < c->sndbuf;
+}
+
+static void conn_wrote(struct conn *c, size_t n)
+{
+    c->since_check += conn_truesize(n);
 }
 
 static void conn_note_progress(struct conn *c)
@@ -267,8 +417,9 @@ static void conn_note_progress(struct conn *c)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &c->stall_since);
 }
 
-/* Appends data (from byte 0) to the output queue, with fd riding on it. */
-static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
+/* Appends data (from byte 0) to the output queue, with fd riding on it;
+ * reply: it is the rest of the reply in flight. */
+static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_fd, bool reply)
 {
     struct outmsg *m = malloc(sizeof(*m) + len);
 
@@ -279,6 +430,7 @@ static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_
     m->fd = pass_fd;
     m->len = len;
     m->off = 0;
+    m->reply = reply;
     memcpy(m->data, data, len);
     if (c->out_tail != NULL) {
         c->out_tail->next = m;
@@ -297,30 +449,52 @@ static int conn_queue(struct conn *c, const uint8_t *data, size_t len, int pass_
     return 0;
 }
 
-/* Queues or writes one reply.  Takes ownership of pass_fd. */
-static void conn_send(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
+/* Writes or queues the reply to the request in flight, of which the first
+ * `start` bytes are written already (a hand-over).  Takes ownership of
+ * pass_fd.  A reply that waits for its peer is copied to the slot's out
+ * area first, so that a new process can finish writing it. */
+static void conn_send_at(struct conn *c, const uint8_t *data, size_t len, size_t start,
+                         int pass_fd)
 {
-    ssize_t n = 0;
+    size_t off = start;
 
     if (c->failed) {
         goto drop;
     }
-    if (c->out_head == NULL) {
-        n = send_with_fd(c->fd, data, len, pass_fd);
+    c->reply_len = (uint32_t)len;
+    c->reply_off = (uint32_t)off;
+    if (len > PROGRESS_CHUNK && data != c->slot_out) {
+        memcpy(c->slot_out, data, len); /* written in pieces: keep it whole */
+    }
+    while (c->out_head == NULL && off < len && conn_room(c, MIN(len - off, PROGRESS_CHUNK))) {
+        ssize_t n = conn_write(c, data + off, len - off, off == start ? pass_fd : -1, true);
+
         if (n < 0) {
             conn_fail(c, "send: %s", strerror((int)-n));
             goto drop;
         }
-        if (n > 0 && pass_fd >= 0) {
+        if (n == 0) {
+            break;
+        }
+        if (off == start && pass_fd >= 0) {
             close(pass_fd);
             pass_fd = -1;
             c->fds_unread++;
         }
-        if ((size_t)n == len) {
-            return;
-        }
+        conn_wrote(c, (size_t)n);
+        off += (size_t)n;
+        c->reply_off = (uint32_t)off;
     }
-    if (conn_queue(c, data + n, len - (size_t)n, pass_fd) < 0) {
+    if (off == len) {
+        conn_replied(c);
+        return;
+    }
+    if (data != c->slot_out) {
+        memcpy(c->slot_out, data, len);
+    }
+    progress_store_reply(c->slot, c->reply_off, c->reply_len);
+    conn_mark(c, PROGRESS_QUEUED);
+    if (conn_queue(c, data + off, len - off, pass_fd, true) < 0) {
         conn_fail(c, "out of memory queueing a reply");
         goto drop;
     }
@@ -334,19 +508,31 @@ drop:
     }
 }
 
+static void conn_send(struct conn *c, const uint8_t *data, size_t len, int pass_fd)
+{
+    conn_send_at(c, data, len, 0, pass_fd);
+}
+
 static void conn_flush(struct conn *c)
 {
     while (c->out_head != NULL && !c->failed) {
         struct outmsg *m = c->out_head;
-        ssize_t n = send_with_fd(c->fd, m->data + m->off, m->len - m->off, m->fd);
+        size_t want = MIN(m->len - m->off, PROGRESS_CHUNK);
+        bool was_reply;
+        ssize_t n;
 
+        if (m->reply && !conn_room(c, want)) {
+            break;
+        }
+        n = conn_write(c, m->data + m->off, want, m->fd, m->reply);
         if (n < 0) {
             conn_fail(c, "send: %s", strerror((int)-n));
             return;
         }
         if (n == 0) {
-            return;
+            break;
         }
+        conn_wrote(c, (size_t)n);
         conn_note_progress(c);
         if (m->fd >= 0) {
             close(m->fd);
@@ -356,14 +542,26 @@ static void conn_flush(struct conn *c)
         }
         m->off += (size_t)n;
         c->out_bytes -= (size_t)n;
+        if (m->reply) {
+            c->reply_off += (uint32_t)n;
+        }
         if (m->off < m->len) {
-            return;
+            continue;
         }
         c->out_head = m->next;
         if (c->out_head == NULL) {
             c->out_tail = NULL;
         }
+        was_reply = m->reply;
         free(m);
+        if (was_reply && c->in_flight && c->reply_off >= c->reply_len &&
+            (c->out_head == NULL || !c->out_head->reply)) {
+            conn_replied(c);
+        }
+    }
+    if (c->in_flight && c->reply_off < c->reply_len) {
+        progress_store_reply(c->slot, c->reply_off, c->reply_len);
+        conn_mark(c, PROGRESS_QUEUED);
     }
     if (c->out_head == NULL) {
         event_del(c->ev_write);
@@ -469,6 +667,26 @@ static int conn_to_lane(struct conn *c, const struct proto_op *op, const struct 
     return 0;
 }
 
+#ifdef VP_TEST_HOOKS
+/* With VIRTFS_PROXYD_TEST_HOOK=poison, T_LSTAT of a path ending in
+ * CONN_TEST_POISON makes the process abort: a request that crashes the
+ * server every time, for the tests of the supervisor. */
+#define CONN_TEST_POISON "virtfs-proxyd-test-poison"
+
+static void conn_test_poison(const struct proto_req *req)
+{
+    const char *hook = getenv("VIRTFS_PROXYD_TEST_HOOK");
+    size_t n = strlen(CONN_TEST_POISON);
+
+    if (req->type == T_LSTAT && hook != NULL && strcmp(hook, "poison") == 0 &&
+        req->a[0].s.len >= n &&
+        memcmp(req->a[0].s.p + req->a[0].s.len - n, CONN_TEST_POISON, n) == 0) {
+        log_warn("test hook poison: aborting");
+        abort();
+    }
+}
+#endif
+
 /* Runs one complete, well-framed request.  The body is scratch space. */
 static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
@@ -480,6 +698,10 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
     gid_t gid;
     int ret;
 
+    c->cur_len = PROTO_HDR_SZ + size;
+    c->cur_type = type;
+    c->in_flight = true;
+    conn_mark(c, PROGRESS_BUSY);
     c->requests++;
     if (proto_decode_body(type, body, size, &req) < 0) {
         /* Framed correctly, so the stream is still in step: answer, and
@@ -492,6 +714,9 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
         conn_send(c, rep->buf, rep->len, -1);
         return;
     }
+#ifdef VP_TEST_HOOKS
+    conn_test_poison(&req);
+#endif
     if ((op->flags & PROTO_GUEST_CREDS) && ops_lane_identity(&req, &uid, &gid)) {
         if (!conn_identity_allowed(c, uid, gid)) {
             log_guest(&c->log, LOG_LEVEL_WARNING,
@@ -548,20 +773,23 @@ static bool conn_takes_requests(const struct conn *c)
     return c->state == CONN_READING && !c->failed && !c->park_wanted;
 }
 
-/* Parses and runs whole frames from buf[0..len) while the connection takes
- * requests; returns how many bytes were consumed. */
-static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
+/* Parses and runs whole frames from the input area, the one at head first,
+ * while the connection takes requests; returns how many it ran.  A request
+ * answered at once moves head on (conn_replied). */
+static unsigned int conn_take_frames(struct conn *c)
 {
-    size_t off = 0;
+    unsigned int taken = 0;
 
     for (int budget = CONN_BUDGET; conn_takes_requests(c); budget--) {
+        uint8_t *frame = c->in + c->head;
+        uint32_t len = c->in_len - c->head;
         struct proto_hdr hdr;
         int ret;
 
-        if (len - off < PROTO_HDR_SZ) {
+        if (len < PROTO_HDR_SZ) {
             break;
         }
-        ret = proto_decode_header(buf + off, &hdr);
+        ret = proto_decode_header(frame, &hdr);
         if (ret == -EMSGSIZE) {
             conn_fail(c, "%s frame announces %u body bytes (at most %u allowed)",
                       proto_type_name(hdr.type), hdr.size, PROTO_MAX_BODY);
@@ -571,7 +799,7 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
             conn_fail(c, "unknown request type %u (size %u)", hdr.type, hdr.size);
             break;
         }
-        if (len - off - PROTO_HDR_SZ < hdr.size) {
+        if (len - PROTO_HDR_SZ < hdr.size) {
             break;
         }
         if (budget == 0) {
@@ -582,10 +810,10 @@ static size_t conn_take_frames(struct conn *c, uint8_t *buf, size_t len)
             conn_set_state(c, CONN_FDWAIT);
             break;
         }
-        conn_dispatch(c, hdr.type, buf + off + PROTO_HDR_SZ, hdr.size);
-        off += PROTO_HDR_SZ + hdr.size;
+        conn_dispatch(c, hdr.type, frame + PROTO_HDR_SZ, hdr.size);
+        taken++;
     }
-    return off;
+    return taken;
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -613,6 +841,9 @@ static void conn_free(struct conn *c)
                       "peer pid %d disconnected after %lu requests", (int)c->peer_pid,
                       c->requests);
         conn_free_events(c);
+        /* The supervisor lets go of its copy. */
+        registry_send(REG_CLOSED, (unsigned int)c->slot_idx, NULL, -1);
+        progress_slot_free(c->slot_idx);
         close(c->fd);
         c->fd = -1;
         while ((m = c->out_head) != NULL) {
@@ -623,8 +854,6 @@ static void conn_free(struct conn *c)
             free(m);
         }
         c->out_tail = NULL;
-        free(c->pending);
-        c->pending = NULL;
         tally_remove(c->ex, c->peer_uid);
         stats_conn_close(&c->st);
         worker_conn_removed(conn_w(c), c);
@@ -645,13 +874,13 @@ static void conn_stop_frame_timer(struct conn *c)
 
 static bool has_whole_frame(const struct conn *c)
 {
-    uint32_t size;
+    uint32_t size, len = c->in_len - c->head;
 
-    if (c->pending_len < PROTO_HDR_SZ) {
+    if (len < PROTO_HDR_SZ) {
         return false;
     }
-    memcpy(&size, c->pending + 4, sizeof(size));
-    return c->pending_len - PROTO_HDR_SZ >= size;
+    memcpy(&size, c->in + c->head + 4, sizeof(size));
+    return len - PROTO_HDR_SZ >= size;
 }
 
 /* Adds or removes the read event.  libevent ignores event_add() for an
@@ -704,16 +933,19 @@ static void conn_settle_stall(struct conn *c)
  * state. */
 static void conn_settle(struct conn *c)
 {
+    bool park;
+
     if (c->state == CONN_READING && c->eof && !has_whole_frame(c)) {
         conn_set_state(c, CONN_DRAINING); /* every whole request is answered */
     }
+    park = c->park_wanted && !c->lane_busy && c->state != CONN_IN_LANE &&
+           (c->state != CONN_DRAINING || !c->stop);
     if (c->failed ||
         (c->state == CONN_DRAINING && !c->lane_busy && c->out_head == NULL)) {
         conn_free(c);
         return;
     }
-    if (c->park_wanted && !c->lane_busy && c->state != CONN_IN_LANE &&
-        (c->state != CONN_DRAINING || !c->stop)) {
+    if (park) {
         /* Between two requests: buffered input (whole frames included) and
          * queued output travel with the connection. */
         conn_set_state(c, CONN_PARKED);
@@ -727,7 +959,7 @@ static void conn_settle(struct conn *c)
         return;
     }
     conn_watch_input(c, c->state == CONN_READING);
-    if (c->state == CONN_READING && c->pending_len > 0) {
+    if (c->state == CONN_READING && c->in_len > c->head) {
         if (!c->frame_armed) {
             struct timeval tv = {.tv_sec = worker_frame_timeout(conn_w(c))};
 
@@ -753,7 +985,7 @@ static void conn_resume(struct conn *c)
     } else {
         conn_set_state(c, CONN_READING);
         conn_watch_input(c, true);
-        if (c->pending_len > 0) {
+        if (c->in_len > c->head) {
             conn_kick(c);
         }
     }
@@ -762,21 +994,20 @@ static void conn_resume(struct conn *c)
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    uint8_t *buf = conn_w(c)->rbuf;
-    size_t len = c->pending_len, used;
+    bool more = false;
 
     if (c->state != CONN_READING) {
         conn_settle(c);
         return;
     }
-    if (len > 0) {
-        memcpy(buf, c->pending, len);
-    }
-    if (len < WORKER_RBUF_SIZE && !c->eof && !c->park_wanted) {
-        ssize_t n = recv(c->fd, buf + len, WORKER_RBUF_SIZE - len, MSG_DONTWAIT);
+    conn_make_room(c);
+    if (c->in_len < PROGRESS_IN_SIZE && !c->eof && !c->park_wanted) {
+        size_t room = PROGRESS_IN_SIZE - c->in_len;
+        ssize_t n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
 
         if (n > 0) {
-            len += (size_t)n;
+            conn_received(c, (size_t)n);
+            more = (size_t)n == room; /* no edge will announce the rest */
         } else if (n == 0) {
             c->eof = true;
         } else if (errno == ECONNRESET) {
@@ -786,26 +1017,13 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             conn_fail(c, "receive failed");
         }
     }
-    used = conn_take_frames(c, buf, len);
-    if (used > 0) {
+    if (conn_take_frames(c) > 0) {
         /* A frame completed: the timeout starts again for the one now
          * buffered, or a steadily pipelining peer would be cut off. */
         conn_stop_frame_timer(c);
     }
-    if (used > 0 || len != c->pending_len) {
-        uint8_t *rest = NULL;
-
-        if (len > used) {
-            rest = malloc(len - used);
-            if (rest == NULL) {
-                conn_fail(c, "out of memory buffering input");
-            } else {
-                memcpy(rest, buf + used, len - used);
-            }
-        }
-        free(c->pending);
-        c->pending = rest;
-        c->pending_len = rest != NULL ? len - used : 0;
+    if (more) {
+        conn_kick(c);
     }
     conn_settle(c);
 }
@@ -826,8 +1044,8 @@ static void conn_on_frame_timeout(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
 
     c->frame_armed = false;
-    conn_fail(c, "frame still incomplete after %u s (%zu bytes buffered)",
-              worker_frame_timeout(conn_w(c)), c->pending_len);
+    conn_fail(c, "frame still incomplete after %u s (%u bytes buffered)",
+              worker_frame_timeout(conn_w(c)), c->in_len - c->head);
     conn_settle(c);
 }
 
@@ -924,7 +1142,7 @@ void conn_attach(struct conn *c)
     if (c->out_head != NULL) {
         event_add(c->ev_write, NULL);
     }
-    if (c->state == CONN_READING && c->pending_len > 0) {
+    if (c->state == CONN_READING && c->in_len > c->head) {
         conn_kick(c);
     }
     conn_settle(c);
@@ -962,13 +1180,20 @@ void conn_describe(const struct conn *c, struct conn_handover *h)
 {
     size_t n = 0;
 
+    /* Parked: the input area holds the request whose reply is queued, if
+     * any (answering bytes), then the bytes not yet answered. */
     *h = (struct conn_handover){
         .fd = c->fd,
         .ex = c->ex,
         .peer_pid = c->peer_pid,
         .peer_uid = c->peer_uid,
-        .pending = c->pending,
-        .pending_len = c->pending_len,
+        .pending = c->in + c->head,
+        .pending_len = c->in_len - c->head,
+        .slot = c->slot_idx,
+        .answering = c->in_flight ? c->cur_len : 0,
+        .reply_type = c->in_flight ? c->cur_type : 0,
+        .reply_len = c->in_flight ? c->reply_len : 0,
+        .reply_off = c->in_flight ? c->reply_off : 0,
     };
     if (c->out_head == NULL) {
         return;
@@ -995,17 +1220,158 @@ void conn_handover_clear(struct conn_handover *h)
     h->n_out_fds = 0;
 }
 
-void conn_set_handover(struct conn *c, const struct conn_handover *h)
+/* The socket's byte counter as the kernel has it; -1 if it was never set
+ * (the connection was registered, and its process died before reading). */
+static int conn_kernel_counter(struct conn *c)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &v, &len) < 0) {
+        return -1;
+    }
+    return v;
+}
+
+/* After a crash: what the dead process had received and done is in the
+ * slot (progress.h).  Counts in what its last recv() put in the input area
+ * without saying so, answers the request it was running with EIO in that
+ * request's own reply form, or finishes writing the reply it was writing,
+ * and goes on from the next request.  Each step is recorded before the
+ * next, so a process dying here leaves a slot the next one can read. */
+static void conn_recover(struct conn *c)
+{
+    struct progress_word w = progress_unpack(atomic_load(&c->slot->word));
+    int kernel = conn_kernel_counter(c);
+    uint32_t lost = 0, off, len;
+    struct proto_hdr hdr;
+
+    if (kernel < 0) {
+        conn_set_counter(c, PROGRESS_COUNTER_START);
+    } else {
+        c->counter = (uint32_t)kernel;
+        lost = (w.cnt - (uint32_t)kernel) & PROGRESS_CNT_MASK;
+    }
+    if (w.head > w.in_len || w.in_len + lost > PROGRESS_IN_SIZE) {
+        conn_fail(c, "the progress record of the crashed process is inconsistent");
+        return;
+    }
+    if (lost > 0) {
+        log_info("peer pid %d: %u bytes received just before the crash", (int)c->peer_pid, lost);
+    }
+    c->head = w.head;
+    c->in_len = w.in_len + lost;
+    c->cur_type = w.type;
+    conn_mark(c, w.phase);
+    if (w.phase == PROGRESS_IDLE) {
+        return;
+    }
+    /* The request in flight is at head. */
+    if (c->in_len - c->head < PROTO_HDR_SZ || proto_decode_header(c->in + c->head, &hdr) < 0 ||
+        c->in_len - c->head - PROTO_HDR_SZ < hdr.size) {
+        conn_fail(c, "the request in flight at the crash is not in its record");
+        return;
+    }
+    c->in_flight = true;
+    c->cur_len = PROTO_HDR_SZ + hdr.size;
+    c->cur_type = hdr.type;
+    progress_load_reply(c->slot, &off, &len);
+    switch (w.phase) {
+    case PROGRESS_SENDING: {
+        /* The chunk at off went out: the store is the last instruction
+         * before the system call. */
+        uint32_t sent = MIN(off + PROGRESS_CHUNK, len);
+
+        log_info("peer pid %d: the process died in the sendmsg of a %s reply (bytes %u-%u of "
+                 "%u): taken as written",
+                 (int)c->peer_pid, proto_type_name(hdr.type), off, sent, len);
+        c->reply_len = len;
+        c->reply_off = sent;
+        if (sent >= len) {
+            conn_replied(c);
+        } else {
+            conn_send_at(c, c->slot_out, len, sent, -1);
+        }
+        return;
+    }
+    case PROGRESS_QUEUED:
+        if (proto_reply_kind(hdr.type) != REPLY_FD) {
+            log_info("peer pid %d: writing the rest of a %s reply queued at the crash",
+                     (int)c->peer_pid, proto_type_name(hdr.type));
+            conn_send_at(c, c->slot_out, len, off, -1);
+            return;
+        }
+        if (off > 0) {
+            conn_replied(c); /* a descriptor reply is written whole */
+            return;
+        }
+        break; /* its descriptor went with the process: EIO */
+    default:
+        break;
+    }
+    log_info("peer pid %d uid %u: its %s request was running when the serving process "
+             "died; answered EIO",
+             (int)c->peer_pid, (unsigned)c->peer_uid, proto_type_name(hdr.type));
+    {
+        struct proto_reply *rep = conn_w(c)->rep;
+
+        proto_reply_error(rep, proto_reply_kind(hdr.type), -EIO);
+        conn_send(c, rep->buf, rep->len, -1);
+    }
+}
+
+/* A connection handed over: after a crash (h->recover), from the slot; by a
+ * live upgrade, as the old process parked it.  Under a supervisor the slot
+ * is the old process's own, input area included; without one, the input
+ * travels in the state. */
+static void conn_set_handover(struct conn *c, const struct conn_handover *h)
 {
     size_t start = 0;
+    int kernel;
 
+    if (h->recover) {
+        conn_recover(c);
+        if (c->out_bytes > CONN_OUT_HIGH) {
+            conn_set_state(c, CONN_BACKLOG);
+        }
+        conn_kick(c);
+        conn_settle(c);
+        return;
+    }
+    kernel = conn_kernel_counter(c);
+    if (kernel < 0) {
+        conn_set_counter(c, PROGRESS_COUNTER_START); /* from a process before issue 9 */
+    } else {
+        c->counter = (uint32_t)kernel;
+    }
+    if (registry_active() && h->slot == c->slot_idx) {
+        struct progress_word w = progress_unpack(atomic_load(&c->slot->word));
+
+        c->head = w.head;
+        c->in_len = w.in_len;
+    } else if (h->pending_len <= PROGRESS_IN_SIZE) {
+        if (h->pending_len > 0) {
+            memcpy(c->in, h->pending, h->pending_len);
+        }
+        c->in_len = (uint32_t)h->pending_len;
+    } else {
+        conn_fail(c, "more input handed over than a connection holds");
+    }
+    c->in_flight = h->reply_len > 0;
+    c->cur_len = h->answering;
+    c->cur_type = h->reply_type;
+    c->reply_len = h->reply_len;
+    c->reply_off = h->reply_off;
+    progress_store_reply(c->slot, c->reply_off, c->reply_len);
+    conn_mark(c, c->in_flight ? PROGRESS_QUEUED : PROGRESS_IDLE);
     /* Output first, in pieces that each begin where a descriptor rides. */
     for (size_t i = 0; i <= h->n_out_fds; i++) {
         size_t end = i < h->n_out_fds ? h->out_fds[i].off : h->out_len;
         int fd = i > 0 ? h->out_fds[i - 1].fd : -1;
 
         if (end > start || fd >= 0) {
-            if (end <= start || conn_queue(c, h->out + start, end - start, fd) < 0) {
+            if (end <= start ||
+                conn_queue(c, h->out + start, end - start, fd, c->in_flight) < 0) {
                 if (fd >= 0) {
                     close(fd);
                 }
@@ -1019,15 +1385,6 @@ void conn_set_handover(struct conn *c, const struct conn_handover *h)
     } else if (!conn_fd_room(c)) {
         conn_set_state(c, CONN_FDWAIT);
     }
-    if (h->pending_len > 0) {
-        c->pending = malloc(h->pending_len);
-        if (c->pending == NULL) {
-            conn_fail(c, "out of memory adopting buffered input");
-        } else {
-            memcpy(c->pending, h->pending, h->pending_len);
-            c->pending_len = h->pending_len;
-            conn_kick(c);
-        }
-    }
+    conn_kick(c);
     conn_settle(c);
 }

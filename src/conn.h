@@ -10,16 +10,22 @@
 struct worker;
 struct export;
 struct lane_job;
+struct conn_handover;
 
 /* Bounds on what one connection may hold, whatever its peer does.  QEMU
  * has one request in flight, so it never comes near any of them. */
 #define CONN_MAX_FDS 16                /* descriptors queued or unread by the peer */
-#define CONN_OUT_HIGH (64 * 1024)      /* queued reply bytes before input waits */
+/* Queued reply bytes before input waits: none, so that a connection has at
+ * most one reply unwritten, the one a crash must finish (progress.h). */
+#define CONN_OUT_HIGH 0
 #define CONN_MAX_IDENTITIES 256        /* distinct uid:gid a connection creates as */
 
 /* Both run on the connection's worker thread.  conn_new takes over one
- * reference to ex, which the connection drops when it ends. */
-struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer);
+ * reference to ex, which the connection drops when it ends; slot is its
+ * progress slot (progress.h); h, if not NULL, what a previous process had
+ * (a live upgrade, or a crash), to carry on from. */
+struct conn *conn_new(struct worker *w, int fd, struct export *ex, const struct ucred *peer,
+                      int slot, const struct conn_handover *h);
 /* Shutdown: take no new request; close once the current one is answered. */
 void conn_drain(struct conn *c);
 
@@ -64,14 +70,17 @@ struct conn_handover {
     size_t out_len;
     struct conn_outfd *out_fds;
     size_t n_out_fds;
+    int slot;           /* progress slot, or -1 */
+    uint32_t answering; /* socket bytes of the request whose reply is in out */
+    uint32_t reply_type, reply_len, reply_off; /* that reply */
+    bool recover;       /* after a crash: the slot says what was done */
 };
 /* Fills h; out and out_fds are allocated (conn_handover_clear frees them,
- * not the descriptors, which stay the connection's). */
+ * not the descriptors, which stay the connection's).  conn_new takes h in
+ * the new process: the input the old one had received is answered first,
+ * the output it had not written is written first; it takes the descriptors
+ * in out_fds. */
 void conn_describe(const struct conn *c, struct conn_handover *h);
 void conn_handover_clear(struct conn_handover *h);
-/* The new process: input the old one had received, to be answered first,
- * and output it had not written yet, to be written first.  Takes the
- * descriptors in out_fds. */
-void conn_set_handover(struct conn *c, const struct conn_handover *h);
 
 #endif

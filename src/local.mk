@@ -16,7 +16,10 @@ src_libvirtfsproxyd_a_SOURCES = \
 	src/listener.c src/listener.h \
 	src/log.c src/log.h \
 	src/ops.c src/ops.h \
+	src/progress.c src/progress.h \
 	src/proto.c src/proto.h \
+	src/registry.c src/registry.h \
+	src/supervisor.c src/supervisor.h \
 	src/worker.c src/worker.h
 src_libvirtfsproxyd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CAPNG_CFLAGS) $(GLIB_CFLAGS)
 

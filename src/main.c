@@ -28,10 +28,13 @@
 #include "conn.h"
 #include "control.h"
 #include "lanes.h"
+#include "progress.h"
+#include "registry.h"
 #include "sdactivate.h"
 #include "service.h"
 #include "settings.h"
 #include "stats.h"
+#include "supervisor.h"
 #include "upgrade.h"
 #include "log.h"
 #include "ops.h"
@@ -69,6 +72,9 @@ struct options {
     long lane_threads;
     long takeover_fd; /* -1, or the state left by a live upgrade */
     const char *control_socket; /* NULL: not given; "": none */
+    bool no_supervisor;
+    /* Started by a supervisor: its registry socket and progress table. */
+    int supervised_reg, supervised_progress;
 };
 
 enum {
@@ -85,6 +91,8 @@ enum {
     OPT_VERSION,
     OPT_TAKEOVER,
     OPT_CONTROL_SOCKET,
+    OPT_NO_SUPERVISOR,
+    OPT_SUPERVISED,
 };
 
 static const struct option long_options[] = {
@@ -109,6 +117,8 @@ static const struct option long_options[] = {
     {"version", no_argument, NULL, OPT_VERSION},
     {"takeover", required_argument, NULL, OPT_TAKEOVER},
     {"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
+    {"no-supervisor", no_argument, NULL, OPT_NO_SUPERVISOR},
+    {"supervised", required_argument, NULL, OPT_SUPERVISED},
     {NULL, 0, NULL, 0},
 };
 
@@ -147,6 +157,8 @@ static void usage(FILE *out)
             "                          with --config: " SETTINGS_DEFAULT_CONTROL_SOCKET ";\n"
             "                          'none': no control socket)\n"
             "  With --config, these seven override the file's [daemon] keys.\n"
+            "      --no-supervisor     serve from the process started, without a\n"
+            "                          supervisor that survives its crashes\n"
             "      --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n");
 }
@@ -199,6 +211,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         .gid = -1,
         .fd = -1,
         .takeover_fd = -1,
+        .supervised_reg = -1,
+        .supervised_progress = -1,
         .log_level = LOG_LEVEL_INFO,
         /* Half the CPUs: the guests' QEMU processes need the rest. */
         .threads = ncpu > 1 ? (unsigned long)ncpu / 2 : 1,
@@ -300,6 +314,16 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_TAKEOVER:
             o->takeover_fd = (long)parse_number("--takeover", optarg, INT_MAX);
             break;
+        case OPT_NO_SUPERVISOR:
+            o->no_supervisor = true;
+            break;
+        case OPT_SUPERVISED:
+            /* Internal: the supervisor's registry socket and progress table. */
+            if (sscanf(optarg, "%d,%d", &o->supervised_reg, &o->supervised_progress) != 2 ||
+                o->supervised_reg <= 2 || o->supervised_progress <= 2) {
+                bad_usage("--supervised: internal, REGISTRY_FD,PROGRESS_FD");
+            }
+            break;
         case OPT_VERSION:
             printf(PACKAGE_NAME " " PACKAGE_VERSION VP_BUILD_FEATURES "\n");
             exit(EXIT_SUCCESS);
@@ -396,6 +420,10 @@ static void keep_only_own_fds(const struct options *o)
         int fd = (int)o->fd;
 
         g_array_append_val(keep, fd);
+    }
+    if (o->supervised_reg >= 0) {
+        g_array_append_val(keep, o->supervised_reg);
+        g_array_append_val(keep, o->supervised_progress);
     }
     g_array_append_vals(keep, handed, (guint)nhanded);
     nhanded = sdactivate_fds(&handed); /* systemd's sockets (LISTEN_FDS) */
@@ -500,29 +528,15 @@ static void settings_override(struct settings *set, const struct options *o)
 
 /* ---- run time ------------------------------------------------------------ */
 
-/* systemd's readiness protocol (Type=notify): one datagram to
- * $NOTIFY_SOCKET.  MAINPID lets a live upgrade hand the service over. */
-static void notify_systemd(void)
+/* Start-up is over: under a supervisor it is told (and tells systemd);
+ * otherwise systemd is told directly.  MAINPID lets a live upgrade hand
+ * the service over. */
+static void report_ready(void)
 {
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    char msg[64];
-    int fd;
-
-    if (path == NULL || (path[0] != '/' && path[0] != '@') ||
-        strlen(path) >= sizeof(sun.sun_path)) {
-        return;
-    }
-    strcpy(sun.sun_path, path);
-    if (path[0] == '@') {
-        sun.sun_path[0] = '\0'; /* abstract namespace */
-    }
-    snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d", (int)getpid());
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
-        close(fd);
+    if (registry_active()) {
+        registry_send(REG_READY, 0, NULL, -1);
+    } else {
+        supervisor_notify_systemd();
     }
 }
 
@@ -742,6 +756,13 @@ static void on_grace_expired(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(daemon_state.base);
 }
 
+/* The supervisor never writes: the registry becomes readable at its end. */
+static void on_supervisor_gone(evutil_socket_t fd, short what, void *arg)
+{
+    log_error("the supervisor is gone; exiting");
+    _exit(EXIT_FAILURE);
+}
+
 static void on_lanes_respawn(evutil_socket_t fd, short what, void *arg)
 {
     lanes_respawn();
@@ -766,6 +787,10 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         event_add(evsignal_new(daemon_state.base, signals[i], on_signal, NULL), NULL);
     }
     ev_closed = event_new(daemon_state.base, -1, 0, on_conn_closed, NULL);
+    if (registry_active()) {
+        event_add(event_new(daemon_state.base, registry_fd(), EV_READ, on_supervisor_gone, NULL),
+                  NULL);
+    }
     ev_respawn = event_new(daemon_state.base, -1, 0, on_lanes_respawn, NULL);
     daemon_state.ev_stopped = event_new(daemon_state.base, -1, 0, on_stopped, NULL);
     daemon_state.ev_grace = evtimer_new(daemon_state.base, on_grace_expired, NULL);
@@ -800,7 +825,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
 
         getsockopt(inherited_fd, SOL_SOCKET, SO_PEERCRED, &peer, &len);
         log_info("serving %s on inherited socket %d", ex->dir, inherited_fd);
-        workers_assign(inherited_fd, ex, &peer);
+        workers_assign(inherited_fd, ex, &peer, NULL);
     }
     if (inherited_fd < 0 && service_start(daemon_state.base) < 0) {
         if (o->takeover_fd < 0) {
@@ -824,10 +849,23 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
                      "control-socket in [daemon])");
         }
     }
-    notify_systemd();
+    report_ready();
     if (o->takeover_fd >= 0) {
         upgrade_takeover_ready();
         service_claim_sockets();
+    }
+    if (registry_active() && !o->nodaemon && o->takeover_fd < 0) {
+        /* The first serving process: the supervisor daemonized, and start-up
+         * errors went to the terminal; from now on the log is syslog. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+        log_setup(true, set->log_level);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            close(null);
+        }
     }
     /* Threads started above inherited the blocked mask: signals go to
      * this thread, whose loop handles them. */
@@ -895,6 +933,15 @@ int main(int argc, char **argv)
     daemon_state.opt = &o;
     log_setup(false, o.log_level);
     stats_init();
+    if (o.supervised_reg >= 0) {
+        int err = progress_attach(o.supervised_progress);
+
+        if (err < 0) {
+            log_error("--supervised: cannot map the progress table: %s", strerror(-err));
+            goto out;
+        }
+        registry_init(o.supervised_reg);
+    }
     if (o.takeover_fd >= 0 && upgrade_takeover_load((int)o.takeover_fd) < 0) {
         goto out;
     }
@@ -927,6 +974,25 @@ int main(int argc, char **argv)
         log_error("must run as root: it serves guests of every uid");
         goto out;
     }
+    if (!o.no_supervisor && o.supervised_reg < 0 && o.takeover_fd < 0) {
+        /* The options and the file are valid: the process started stays
+         * as the supervisor, and the serving process is its child. */
+        struct supervisor_options so = {
+            .nodaemon = o.nodaemon,
+            .log_level = (int)set->log_level,
+            .single_fd = (int)o.fd,
+            .nslots = o.fd >= 0 ? 1 : MIN(fd_limit_conns(), PROGRESS_MAX_SLOTS),
+        };
+
+        if (o.fd >= 0 && check_inherited_socket((int)o.fd) < 0) {
+            goto out;
+        }
+        signal(SIGPIPE, SIG_IGN);
+        settings_free(set);
+        set = NULL;
+        ret = supervisor_run(argc, argv, &so) == EXIT_SUCCESS ? 0 : -EIO;
+        goto out;
+    }
     if (o.takeover_fd >= 0) {
         upgrade_takeover_offer_sockets();
     }
@@ -949,15 +1015,26 @@ int main(int argc, char **argv)
     /* Modes from the guest are applied exactly, setuid bits included. */
     umask(0);
     signal(SIGPIPE, SIG_IGN);
-    /* A process started by a live upgrade is already where it should be. */
-    if (!o.nodaemon && o.takeover_fd < 0) {
+    /* A process started by a live upgrade, or by a supervisor, is already
+     * where it should be. */
+    if (!o.nodaemon && o.takeover_fd < 0 && o.supervised_reg < 0) {
         if (daemon(0, 0) < 0) {
             log_error("daemon: %m");
             goto out;
         }
     }
-    if (!o.nodaemon) {
+    if (!o.nodaemon && (o.supervised_reg < 0 || o.takeover_fd >= 0)) {
         log_setup(true, set->log_level);
+    }
+    if (o.supervised_reg < 0) {
+        /* No supervisor: the progress table is this process's own (each
+         * connection's input area is in it all the same). */
+        int err = progress_create(o.fd >= 0 ? 1 : MIN(fd_limit_conns(), PROGRESS_MAX_SLOTS));
+
+        if (err < 0) {
+            log_error("cannot make the progress table: %s", strerror(-err));
+            goto out;
+        }
     }
     /* Everything below runs with the reduced privileges, in every thread. */
     if (ops_init() < 0 || caps_drop_daemon() < 0) {

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "registry.h"
 #include "report.h"
 #include "service.h"
 #include "stats.h"
@@ -159,9 +160,12 @@ void report_status(GString *out, bool json, const struct report_process *p)
     if (json) {
         g_string_append_printf(out,
                                "{\"version\":\"%s\",\"pid\":%d,\"uptime_seconds\":%.3f,"
-                               "\"started\":\"%s\",\"process_model\":{\"processes\":1,"
-                               "\"supervisor\":false,\"io_threads\":%u},\"mode\":",
-                               PACKAGE_VERSION, (int)getpid(), uptime, since, workers_count());
+                               "\"started\":\"%s\",\"process_model\":{\"processes\":%d,"
+                               "\"supervisor\":%s,\"supervisor_pid\":%d,\"io_threads\":%u},"
+                               "\"mode\":",
+                               PACKAGE_VERSION, (int)getpid(), uptime, since,
+                               registry_active() ? 2 : 1, registry_active() ? "true" : "false",
+                               registry_active() ? (int)getppid() : 0, workers_count());
         json_str(out, p->mode);
         g_string_append(out, ",\"control_socket\":");
         json_str(out, p->control_path);
@@ -190,11 +194,19 @@ void report_status(GString *out, bool json, const struct report_process *p)
     g_string_append(out, "uptime:         ");
     uptime_text(out, uptime);
     g_string_append_printf(out, " (since %s)\n", since);
-    g_string_append_printf(out,
-                           "process model:  one process (no supervisor): main thread "
-                           "(listeners, signals, control), %u I/O threads, lane threads "
-                           "on demand\n",
-                           workers_count());
+    if (registry_active()) {
+        g_string_append_printf(out,
+                               "process model:  supervisor %d, and this serving process: "
+                               "main thread (listeners, signals, control), %u I/O threads, "
+                               "lane threads on demand\n",
+                               (int)getppid(), workers_count());
+    } else {
+        g_string_append_printf(out,
+                               "process model:  one process (no supervisor): main thread "
+                               "(listeners, signals, control), %u I/O threads, lane threads "
+                               "on demand\n",
+                               workers_count());
+    }
     g_string_append_printf(out, "mode:           %s\n", shown(p->mode, esc[0], sizeof(esc[0])));
     g_string_append_printf(out, "control socket: %s\n",
                            shown(p->control_path, esc[0], sizeof(esc[0])));

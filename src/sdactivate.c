@@ -29,6 +29,16 @@ static struct passed *passed;
 static size_t npassed;
 static int *fd_list;
 
+char *sdactivate_names(void)
+{
+    GString *s = g_string_new(NULL);
+
+    for (size_t i = 0; i < npassed; i++) {
+        g_string_append_printf(s, "%s%s", i > 0 ? ":" : "", passed[i].name);
+    }
+    return g_string_free(s, FALSE);
+}
+
 static int parse_count(const char *text, unsigned long max, unsigned long *out)
 {
     char *end;

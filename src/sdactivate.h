@@ -24,6 +24,9 @@
 int sdactivate_collect(void);
 /* The descriptors taken, sorted: what start-up must keep open. */
 size_t sdactivate_fds(const int **fds);
+/* For a supervisor's first serving process: LISTEN_FDNAMES of what systemd
+ * passed ("" if nothing), to pass them on as systemd did (at 3, in order). */
+char *sdactivate_names(void);
 
 /* The descriptor named name (the export's), or -1; it is the caller's from
  * then on.  If it is bound to another path than want_path, logs why and

@@ -10,6 +10,7 @@
 #include "listener.h"
 #include "log.h"
 #include "ops.h"
+#include "registry.h"
 #include "sdactivate.h"
 #include "service.h"
 #include "settings.h"
@@ -50,6 +51,9 @@ static void served_free(gpointer p)
 {
     struct served *s = p;
 
+    if (s->listener != NULL && s->socket != NULL) {
+        registry_send(REG_UNLISTEN, 0, s->socket, -1); /* the supervisor closes its copy */
+    }
     listener_free(s->listener);
     if (s->ex != NULL) {
         ops_export_unref(s->ex);
@@ -154,7 +158,7 @@ static void on_peer(int fd, const struct ucred *peer, void *arg)
         close(fd);
         return;
     }
-    workers_assign(fd, s->ex, peer);
+    workers_assign(fd, s->ex, peer, s->socket);
 }
 
 void service_conn_adopted(struct export *ex, uid_t uid)
@@ -196,13 +200,14 @@ static struct served *commit(struct change *c)
         if (s->listener != NULL) {
             log_info("export '%s': socket moves from %s to %s", want->name, s->socket,
                      want->socket);
+            registry_send(REG_UNLISTEN, 0, s->socket, -1);
             listener_free(s->listener);
         }
         s->listener = c->new_listener;
         g_free(s->socket);
         s->socket = g_strdup(want->socket);
-        if (loop_base != NULL) {
-            listener_start(s->listener, loop_base, on_peer, s);
+        if (loop_base != NULL && listener_start(s->listener, loop_base, on_peer, s) == 0) {
+            registry_send(REG_LISTEN, 0, s->socket, listener_fd(s->listener));
         }
     } else if (s->uid != want->uid || s->gid != want->gid) {
         listener_set_owner(s->listener, want->uid, want->gid);
@@ -281,6 +286,7 @@ int service_start(struct event_base *base)
         if (ret < 0) {
             return ret;
         }
+        registry_send(REG_LISTEN, 0, s->socket, listener_fd(s->listener));
     }
     return 0;
 }
@@ -322,6 +328,7 @@ static void service_drop_unclaimed(void)
         struct listener *l = listener_adopt(GPOINTER_TO_INT(fd), path, 0, 0);
 
         log_info("%s is no longer configured: closing it", (char *)path);
+        registry_send(REG_UNLISTEN, 0, path, -1);
         if (l != NULL) {
             listener_claim(l);
             listener_free(l);

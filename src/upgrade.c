@@ -7,6 +7,9 @@
  *   [conn N]     fd, socket (absent for -f or a removed export), export,
  *                readonly, allow-devices, peer-pid, peer-uid,
  *                pending (base64 of the input received, not yet answered),
+ *                slot, answering, reply-type, reply-len, reply-off (the
+ *                progress slot, and the request whose reply is in out),
+ *                recover (after a crash: the slot says the rest),
  *                out (base64 of the replies queued, not yet written),
  *                out-fds, out-fd-offsets (each fd rides on out[offset])
  *
@@ -29,9 +32,12 @@
  *        timeout): nothing was touched, so it resumes every connection and
  *        socket where it parked them.
  *
- * If the new process dies after 'A', its connections are lost: the old one
- * cannot know what it read or answered, and resuming could answer a request
- * twice.  That window is the one the supervisor of issue 9 closes.
+ * If the new process dies after 'A', the old one cannot know what it read or
+ * answered, and resuming could answer a request twice: without a
+ * supervisor, its connections are lost.  Under a supervisor (supervisor.h)
+ * they are recovered as after any crash: the new process tells the
+ * supervisor it serves (REG_HELLO) before it writes 'A', goes on in the same
+ * progress slots, and becomes the supervisor's child when the old one exits.
  */
 #include "config.h"
 
@@ -54,6 +60,8 @@
 #include "conn.h"
 #include "log.h"
 #include "ops.h"
+#include "progress.h"
+#include "registry.h"
 #include "service.h"
 #include "upgrade.h"
 #include "worker.h"
@@ -234,6 +242,14 @@ static void add_conn(struct conn *c, void *arg)
     g_key_file_set_uint64(st->kf, group, "peer-uid", h.peer_uid);
     g_key_file_set_string(st->kf, group, "pending", pending);
     g_key_file_set_string(st->kf, group, "out", out);
+    /* The slot in the progress table (under a supervisor, the new process
+     * goes on in the same one); the first `answering` bytes of pending are
+     * the request whose reply is in out. */
+    g_key_file_set_integer(st->kf, group, "slot", h.slot);
+    g_key_file_set_integer(st->kf, group, "answering", (int)h.answering);
+    g_key_file_set_integer(st->kf, group, "reply-type", (int)h.reply_type);
+    g_key_file_set_integer(st->kf, group, "reply-len", (int)h.reply_len);
+    g_key_file_set_integer(st->kf, group, "reply-off", (int)h.reply_off);
     g_array_append_val(st->fds, h.fd);
     if (h.n_out_fds > 0) {
         fds = g_new(gint, h.n_out_fds);
@@ -479,6 +495,14 @@ static void on_parked(evutil_socket_t unused, short what, void *arg)
     }
     g_array_append_val(st.fds, state_fd);
     g_array_append_val(st.fds, ack[1]);
+    if (registry_active()) {
+        /* --supervised names them: the new process reports to the same
+         * supervisor, in the same progress table. */
+        int reg = registry_fd(), prog = progress_fd();
+
+        g_array_append_val(st.fds, reg);
+        g_array_append_val(st.fds, prog);
+    }
     for (guint i = 0; i < up.argv->len; i++) {
         g_ptr_array_add(argv, g_strdup(g_ptr_array_index(up.argv, i)));
     }
@@ -558,6 +582,14 @@ static void load_conn(const char *group)
     t->h.fd = g_key_file_get_integer(takeover.kf, group, "fd", NULL);
     t->h.peer_pid = g_key_file_get_integer(takeover.kf, group, "peer-pid", NULL);
     t->h.peer_uid = (uid_t)g_key_file_get_uint64(takeover.kf, group, "peer-uid", NULL);
+    t->h.slot = g_key_file_has_key(takeover.kf, group, "slot", NULL)
+                    ? g_key_file_get_integer(takeover.kf, group, "slot", NULL)
+                    : -1;
+    t->h.answering = (uint32_t)g_key_file_get_integer(takeover.kf, group, "answering", NULL);
+    t->h.reply_type = (uint32_t)g_key_file_get_integer(takeover.kf, group, "reply-type", NULL);
+    t->h.reply_len = (uint32_t)g_key_file_get_integer(takeover.kf, group, "reply-len", NULL);
+    t->h.reply_off = (uint32_t)g_key_file_get_integer(takeover.kf, group, "reply-off", NULL);
+    t->h.recover = g_key_file_get_boolean(takeover.kf, group, "recover", NULL);
     if (pending64 != NULL && pending64[0] != '\0') {
         t->pending = g_base64_decode(pending64, &t->h.pending_len);
         t->h.pending = t->pending;
@@ -578,6 +610,9 @@ static void load_conn(const char *group)
         }
         t->h.n_out_fds = ok ? nfds : 0;
     }
+    ok = ok && t->h.slot >= -1 && t->h.slot < (int)PROGRESS_MAX_SLOTS &&
+         t->h.answering <= PROTO_MAX_FRAME && t->h.reply_len <= PROTO_MAX_FRAME &&
+         t->h.reply_off <= t->h.reply_len;
     if (!ok || t->h.fd <= 2) {
         log_error("--takeover: %s is inconsistent; dropping that connection", group);
         taken_conn_free(t);
@@ -674,6 +709,8 @@ int upgrade_takeover_commit(void)
     ssize_t n;
 
     test_hook("upgrade-die-before-ack");
+    /* The supervisor learns who serves before the old process can exit. */
+    registry_send(REG_HELLO, 0, NULL, -1);
     if (takeover.legacy) {
         return 0;
     }

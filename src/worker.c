@@ -30,6 +30,8 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "progress.h"
+#include "registry.h"
 #include "tally.h"
 #include "worker.h"
 
@@ -38,6 +40,7 @@ struct handoff {
     int fd;                  /* a new one */
     struct export *ex;       /* a reference, passed on to the connection */
     struct ucred peer;
+    int slot;                /* progress slot, or -1 */
     struct conn_handover *h; /* what a previous process had, or NULL */
 };
 
@@ -145,8 +148,12 @@ static void worker_take(struct worker *w, struct handoff *h, bool stopping)
     if (c != NULL) {
         conn_attach(c);
     } else {
-        c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer);
+        c = stopping ? NULL : conn_new(w, h->fd, h->ex, &h->peer, h->slot, h->h);
         if (c == NULL) {
+            if (h->slot >= 0) {
+                registry_send(REG_CLOSED, (unsigned int)h->slot, NULL, -1);
+                progress_slot_free(h->slot);
+            }
             close(h->fd);
             tally_remove(h->ex, h->peer.uid); /* the acceptor counted it */
             for (size_t i = 0; h->h != NULL && i < h->h->n_out_fds; i++) {
@@ -157,9 +164,6 @@ static void worker_take(struct worker *w, struct handoff *h, bool stopping)
             atomic_fetch_sub(&total_conns, 1);
             event_active(conn_closed_event, 0, 0);
             return;
-        }
-        if (h->h != NULL) {
-            conn_set_handover(c, h->h);
         }
     }
     /* The connection may have ended already: look it up. */
@@ -293,7 +297,6 @@ static struct worker *worker_spawn(void)
         if (n >= WORKERS_MAX || (w = calloc(1, sizeof(*w))) == NULL) {
             return NULL;
         }
-        w->rbuf = malloc(WORKER_RBUF_SIZE);
         w->rep = malloc(sizeof(*w->rep));
         pthread_mutex_init(&w->own, NULL);
         pthread_mutex_init(&w->lock, NULL);
@@ -301,7 +304,7 @@ static struct worker *worker_spawn(void)
         g_queue_init(&w->done);
         w->conns = g_hash_table_new(NULL, NULL);
         atomic_init(&w->life, WORKER_GONE);
-        if (w->rbuf == NULL || w->rep == NULL) {
+        if (w->rep == NULL) {
             goto fail;
         }
     }
@@ -338,7 +341,6 @@ fail:
     w->reaped = true;
     if (fresh) {
         g_hash_table_destroy(w->conns);
-        free(w->rbuf);
         free(w->rep);
         free(w);
     }
@@ -644,9 +646,10 @@ static void assign(struct handoff *h)
     }
 }
 
-void workers_assign(int fd, struct export *ex, const struct ucred *peer)
+void workers_assign(int fd, struct export *ex, const struct ucred *peer, const char *socket)
 {
     struct handoff *h = calloc(1, sizeof(*h));
+    int slot = -1;
 
     if (h == NULL) {
         log_error("out of memory accepting a connection");
@@ -654,9 +657,23 @@ void workers_assign(int fd, struct export *ex, const struct ucred *peer)
         tally_remove(ex, peer->uid); /* the acceptor counted it */
         return;
     }
+    slot = progress_slot_alloc();
+    if (slot < 0) {
+        log_error("peer pid %d: no progress slot left (%u in all); refusing the connection",
+                  (int)peer->pid, progress_nslots());
+        close(fd);
+        tally_remove(ex, peer->uid);
+        free(h);
+        return;
+    }
+    /* Registered before a byte is read: from here on a crash of this
+     * process does not lose the connection (under a supervisor). */
+    registry_conn((unsigned int)slot, fd, socket, ex->dir, atomic_load(&ex->readonly),
+                  atomic_load(&ex->allow_devices), peer->pid, peer->uid);
     h->fd = fd;
     h->ex = ex;
     h->peer = *peer;
+    h->slot = slot;
     assign(h);
 }
 
@@ -682,6 +699,25 @@ void workers_adopt(const struct conn_handover *from)
     h->fd = from->fd;
     h->ex = from->ex;
     h->peer = (struct ucred){.pid = from->peer_pid, .uid = from->peer_uid};
+    /* Under a supervisor the slot is the one the old process used, in the
+     * same table; without one, this process has a table of its own. */
+    if (registry_active() && from->slot >= 0 && (unsigned int)from->slot < progress_nslots()) {
+        h->slot = from->slot;
+        progress_slot_claim((unsigned int)h->slot);
+    } else {
+        h->slot = progress_slot_alloc();
+    }
+    if (h->slot < 0) {
+        log_error("out of progress slots adopting a connection");
+        close(from->fd);
+        tally_remove(from->ex, from->peer_uid);
+        for (size_t i = 0; i < from->n_out_fds; i++) {
+            close(from->out_fds[i].fd);
+        }
+        h->h = copy;
+        handoff_free(h);
+        return;
+    }
     h->h = copy;
     assign(h);
 }

@@ -44,8 +44,7 @@ enum worker_life { WORKER_LIVE, WORKER_RETIRING, WORKER_GONE };
 /* Thread-owned resources a connection borrows while its thread runs it. */
 struct worker {
     struct event_base *base;
-    uint8_t *rbuf; /* receive buffer, WORKER_RBUF_SIZE bytes */
-    struct proto_reply *rep;
+    struct proto_reply *rep; /* (input goes to each connection's progress slot) */
 
     pthread_t thread;
     struct event *ev_wake;
@@ -69,14 +68,15 @@ struct worker {
     bool reaped;         /* GONE and joined, its loop freed (watchdog's lock) */
 };
 
-#define WORKER_RBUF_SIZE (2 * PROTO_MAX_FRAME)
 /* I/O threads at most, spares for stuck ones included. */
 #define WORKERS_MAX 64
 
 int workers_start(const struct worker_options *opt);
 /* Hands an accepted connection to the least loaded healthy worker.  Takes
- * fd; the connection takes a reference to ex. */
-void workers_assign(int fd, struct export *ex, const struct ucred *peer);
+ * fd; the connection takes a reference to ex.  Under a supervisor, the
+ * connection is registered with it first (socket: where it was accepted,
+ * NULL for -f's). */
+void workers_assign(int fd, struct export *ex, const struct ucred *peer, const char *socket);
 /* Reload: apply to what starts afterwards. */
 void workers_set_frame_timeout(unsigned int seconds);
 void workers_set_output_timeout(unsigned int seconds);

@@ -74,7 +74,7 @@ quickstart_smoke() {
         cat "$dir/out"; rm -rf "$dir"; return 1; }
     grep -q -- "-fsdev proxy,id=share,socket=$sock" "$dir/out" &&
         [ -S "$sock" ] &&
-        pid=$(pgrep -f -- "virtfs-proxyd -p $dir/share -s $sock") || {
+        pid=$(pgrep -o -f -- "virtfs-proxyd -p $dir/share -s $sock") || {
         cat "$dir/out"; rm -rf "$dir"; return 1; }
     kill -TERM "$pid"
     for _ in $(seq 50); do

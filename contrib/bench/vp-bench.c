@@ -862,6 +862,27 @@ static int connect_many(struct server *s, int n)
     return 0;
 }
 
+/* virtfs-proxyd serves from a child of the process started (its
+ * supervisor): count that one too. */
+static void add_children(struct server *s)
+{
+    char p[64], buf[256];
+    FILE *f;
+
+    snprintf(p, sizeof(p), "/proc/%d/task/%d/children", (int)s->pids[0], (int)s->pids[0]);
+    f = fopen(p, "r");
+    if (f == NULL) {
+        return;
+    }
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+        for (char *tok = strtok(buf, " \n"); tok != NULL && s->npids < 1024;
+             tok = strtok(NULL, " \n")) {
+            s->pids[s->npids++] = (pid_t)atoi(tok);
+        }
+    }
+    fclose(f);
+}
+
 static int server_start(struct server *s, int kind, int nconns, long max_conns)
 {
     memset(s, 0, sizeof(*s));
@@ -923,6 +944,7 @@ static int server_start(struct server *s, int kind, int nconns, long max_conns)
         fprintf(stderr, "vp-bench: %s did not come up (see %s)\n", server_names[kind], log_path);
         return -1;
     }
+    add_children(s);
     return connect_many(s, nconns);
 }
 

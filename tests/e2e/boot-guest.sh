@@ -5,7 +5,7 @@
 #   boot-guest.sh --image DIR --log FILE [--accel tcg|kvm] [--timeout SEC]
 #                 [--append "KEY=VALUE ..."]
 #                 [--socket PATH | --fd-server BIN --export DIR [--reap-log FILE]]
-#                 [--socket2 PATH] [--name NAME] [--user UID:GID]
+#                 [--socket2 PATH] [--name NAME] [--user UID:GID] [--server-arg ARG]...
 #
 # --socket PATH      -fsdev proxy,socket=PATH (a server must be listening).
 # --fd-server BIN    -fsdev proxy,sock_fd=4, and BIN -n -p DIR -f 3 is started
@@ -19,6 +19,7 @@
 # --user UID:GID     QEMU runs as UID:GID without supplementary groups (as
 #                    libvirt runs it), not as root; the console FILE is made
 #                    theirs first, and kernel and initramfs must be readable.
+# --server-arg ARG   one more argument for the --fd-server (repeatable).
 # Without --socket or --fd-server, the guest has no 9p device (used for probe
 # boots).
 #
@@ -30,6 +31,8 @@ set -euo pipefail
 args=("$@")
 image='' log='' accel=tcg timeout=120 append='' socket='' fd_server='' export_dir=''
 reap_log='' socket2='' name='' user=''
+reap_log='' socket2=''
+server_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --image) image=$2 ;;
@@ -44,6 +47,7 @@ while [[ $# -gt 0 ]]; do
         --socket2) socket2=$2 ;;
         --name) name=$2 ;;
         --user) user=$2 ;;
+        --server-arg) server_args+=("$2") ;;
         *) echo "boot-guest.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift 2
@@ -59,7 +63,8 @@ elif [[ -n $fd_server ]]; then
     fi
     reaper=()
     [[ -z $reap_log ]] || reaper=("$image/e2e-reaper" "$reap_log")
-    "${reaper[@]}" "$fd_server" -n -p "$export_dir" -f 3 4<&- 2>"$log.server" &
+    "${reaper[@]}" "$fd_server" -n -p "$export_dir" -f 3 "${server_args[@]}" 4<&- \
+        2>"$log.server" &
     echo $! >"$log.server.pid"
     exec 3<&-
     fsdev=(-fsdev "proxy,id=fs0,sock_fd=4")

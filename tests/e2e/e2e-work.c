@@ -831,6 +831,13 @@ static int run_verify(const char *dir)
 static struct {
     unsigned long round;    /* the round in progress = rounds completed */
     int errors;
+    /* E2E_EIO_OK=1 (the crash phase): the serving process is killed now
+     * and then, and the request it was running answers EIO.  Such an EIO
+     * is counted, not an error, and ends its round (whatever that request
+     * did or did not do, the next round tidies up). */
+    bool eio_ok;
+    int eios;
+    bool eio_now; /* this round got one */
     bool dirty;             /* a round failed half-way: tidy up first */
     /* the second share: chmod rounds that worked, then got EROFS */
     unsigned long writable, readonly, readonly_from;
@@ -844,8 +851,17 @@ static void loop_fail(const char *what, const char *fmt, ...)
 {
     va_list ap;
 
-    lp.errors++;
     lp.dirty = true;
+    if (lp.eio_now) {
+        return; /* a consequence of the EIO this round got */
+    }
+    if (lp.eio_ok && errno == EIO) {
+        lp.eio_now = true;
+        lp.eios++;
+        printf("E2E-LOOP-EIO round %lu %s\n", lp.round, what);
+        return;
+    }
+    lp.errors++;
     if (lp.errors > LOOP_ERRORS_SHOWN) {
         return;
     }
@@ -901,6 +917,7 @@ static bool loop_write(const char *path, unsigned long round)
     if (close(fd) < 0 && err == 0) {
         err = -errno;
     }
+    errno = -err;
     return LOOP_EXPECT("write_fsync_close", err == 0, "%zu bytes: %s", len, err_str(err));
 }
 
@@ -917,6 +934,7 @@ static void loop_round(unsigned long round)
     ssize_t n;
     int err, entries;
 
+    lp.eio_now = false;
     if (lp.dirty) {
         loop_tidy();
     }
@@ -929,6 +947,7 @@ static void loop_round(unsigned long round)
                 "size %lld mode %o, want %zu 644 (%s)", (long long)st.st_size,
                 st.st_mode & 07777, len, err_str(err));
     err = file_sum("w/file", len, &sum);
+    errno = -err;
     LOOP_EXPECT("read_checksum", err == 0 && sum == pattern_sum_at(loop_offset(round), len),
                 "%zu bytes (%s)", len, err == 0 ? "wrong data" : err_str(err));
     if (!LOOP_TRY("mkdir", mkdir("w/d", 0755)) ||
@@ -948,6 +967,7 @@ static void loop_round(unsigned long round)
                     n < 0 ? strerror(errno) : "ok");
     }
     entries = count_entries("w");
+    errno = entries < 0 ? -entries : 0;
     LOOP_EXPECT("readdir", entries == 3, "%d entries, want file, hard, d (%s)", entries,
                 err_str(entries < 0 ? entries : 0));
     LOOP_TRY("statfs", statfs("w", &sf));
@@ -1005,6 +1025,7 @@ static int run_loop(const char *dir, double max_secs, const char *dir2)
             return 1;
         }
     }
+    lp.eio_ok = getenv("E2E_EIO_OK") != NULL;
     printf("E2E-LOOP started\n");
     while (lp.errors <= LOOP_MAX_ERRORS && now() - start < max_secs) {
         if (now() - last >= LOOP_PROGRESS_S) {
@@ -1035,7 +1056,8 @@ static int run_loop(const char *dir, double max_secs, const char *dir2)
     snprintf(line, sizeof(line), "%lu %d %o\n", lp.round, lp.errors, lp.last_mode);
     err = put_file(LOOP_RESULT, line, strlen(line), 0644);
     CHECK("loop_result", err == 0, "%s: %s", LOOP_RESULT, err_str(err));
-    printf("E2E-LOOP-END iterations=%lu errors=%d secs=%.1f\n", lp.round, lp.errors, secs);
+    printf("E2E-LOOP-END iterations=%lu errors=%d secs=%.1f eios=%d\n", lp.round, lp.errors,
+           secs, lp.eios);
     printf("E2E-TIME workload %.2f\n", secs);
     return n_failed != 0 || lp.errors != 0;
 }

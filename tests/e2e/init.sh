@@ -4,7 +4,8 @@
 # Kernel command line: e2e.dir=NAME (subdirectory of the share to work in),
 # e2e.cache=none|loose|... (9p cache mode), e2e.mode=run|loop|probe,
 # e2e.secs=N (loop: the longest it may run), e2e.share2=1 (loop: a second
-# share, tag share2, is mounted on /mnt2 and also has a directory NAME).
+# share, tag share2, is mounted on /mnt2 and also has a directory NAME),
+# e2e.eio=1 (loop: an EIO is the server's crash, counted, not an error).
 export PATH=/bin
 
 fail() {
@@ -26,6 +27,7 @@ for arg in $(cat /proc/cmdline); do
         e2e.mode=*) mode=${arg#e2e.mode=} ;;
         e2e.secs=*) secs=${arg#e2e.secs=} ;;
         e2e.share2=*) share2=${arg#e2e.share2=} ;;
+        e2e.eio=1) export E2E_EIO_OK=1 ;;
     esac
 done
 

@@ -14,7 +14,15 @@
 #          servers are upgraded (SIGUSR2) several times and the -c one reloaded
 #          (SIGHUP) while the guests run, a fourth guest joins after the first
 #          upgrade, a last upgrade that cannot start must change nothing; no
-#          guest may see a single error
+#          guest may see a single error (the servers run --no-supervisor: the
+#          process the test started is the one that upgrades)
+#   crash  the serving process killed again and again (virtfs-proxyd only): a
+#          supervised server on a socket serves 2 looping guests, a third has
+#          its own supervised -f server; both serving processes are killed
+#          with SIGKILL every 1-3 s (the first server also upgraded once by
+#          SIGUSR2 to its supervisor in the middle): each guest may see at most
+#          one EIO per kill of its server and nothing else, its mount keeps
+#          working, QEMU prints nothing, the files are what the loop expects
 #   service  the installed units (virtfs-proxyd only): make install DESTDIR, the
 #          socket unit's socket through systemd-socket-activate, ExecStart as
 #          installed, one unprivileged guest, watched with the installed
@@ -27,10 +35,11 @@
 #   VIRTFS_PROXYD, REFERENCE_HELPER   their paths (set by make check)
 #   E2E_ACCEL=kvm|tcg           skip the KVM trial boot
 #   E2E_GUEST_TIMEOUT=SEC       per-guest bound (default 60 under TCG, 30 under KVM)
-#   E2E_PHASES="one fd loose multi upgrade service"   run a subset
+#   E2E_PHASES="one fd loose multi upgrade service crash"   run a subset
 #   E2E_UPGRADE_ROUNDS=N        upgrade: rounds of live upgrades (default 3)
 #   E2E_UPGRADE_GAP=SEC         upgrade: seconds between rounds (default 3)
 #   E2E_UPGRADE_TIMEOUT=SEC     upgrade: per-guest bound (default 100)
+#   E2E_CRASH_KILLS=N           crash: kills of each serving process (default 8)
 #   E2E_KEEP=1                  keep the work directory even when all passed
 set -euo pipefail
 
@@ -563,7 +572,7 @@ phase_upgrade() {
     mkdir -p "$work/export2/u1" "$work/export3"
     upgrade_conf rw
     server_log[A]=$work/upgrade.server.log reap_log[A]=$work/upgrade.reap
-    "$image/e2e-reaper" "${reap_log[A]}" "$server_bin" -n -c "$work/upgrade.conf" \
+    "$image/e2e-reaper" "${reap_log[A]}" "$server_bin" -n --no-supervisor -c "$work/upgrade.conf" \
         </dev/null >"${server_log[A]}" 2>&1 &
     reaper_a=$!
     server_pids+=("$reaper_a")
@@ -590,7 +599,8 @@ phase_upgrade() {
     wait_socket "$sock" "$old" "${cur_pid[A]}" 15 ||
         { tap FAIL "u2: socket path is back after QEMU connected"; ok=0; }
     server_log[B]=$work/u3.log.server reap_log[B]=$work/u3.reap
-    boot u3 "$loop_args" --fd-server "$server_bin" --export "$work/export" --reap-log "${reap_log[B]}"
+    boot u3 "$loop_args" --fd-server "$server_bin" --export "$work/export" --reap-log "${reap_log[B]}" \
+        --server-arg --no-supervisor
     pids+=("${guest_pids[-1]}")
     if cur_pid[B]=$(reaper_started "${reap_log[B]}"); then
         server_pids+=("${cur_pid[B]}")
@@ -676,7 +686,7 @@ phase_upgrade() {
 
     # Only what the phase provoked may be logged as an error or a warning.
     old=$(cat "${server_log[A]}" "${server_log[B]}" 2>/dev/null | grep -E ': (error|warning): ' |
-          grep -vE 'reload.* rejected|/does-not-exist: |upgrade failed: the new process exited' || true)
+          grep -vE 'reload.* rejected|/does-not-exist: |upgrade failed: the new process exited|descriptor limit' || true)
     if [[ -z $old ]]; then
         tap PASS "upgrade: no error or warning in the server logs but those provoked"
     else
@@ -1035,7 +1045,7 @@ main() {
     chmod 0755 "$work" "$work/export"
     choose_accel
 
-    for phase in ${E2E_PHASES:-one fd loose multi upgrade service}; do
+    for phase in ${E2E_PHASES:-one fd loose multi upgrade service crash}; do
         case $phase in
             one) phase_socket one none ;;
             fd) phase_fd ;;
@@ -1043,6 +1053,7 @@ main() {
             multi) phase_multi ;;
             upgrade) phase_upgrade ;;
             service) phase_service ;;
+            crash) phase_crash ;;
             *) echo "Bail out! unknown phase $phase"; exit 1 ;;
         esac
     done

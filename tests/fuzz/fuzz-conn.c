@@ -37,6 +37,7 @@
 #include "log.h"
 #include "ops.h"
 #include "proto.h"
+#include "progress.h"
 #include "worker.h"
 
 #define FUZZ_CONN_RESET 64
@@ -77,7 +78,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     main_base = event_base_new();
     wopt.on_conn_closed = event_new(main_base, -1, 0, on_conn_closed, NULL);
     lanes_init(64, 2, event_new(main_base, -1, 0, on_lanes_respawn, NULL));
-    if (workers_start(&wopt) < 0 || pthread_create(&tid, NULL, main_loop, NULL) != 0) {
+    /* Each connection's input area is a slot of the progress table. */
+    if (progress_create(16) < 0 || workers_start(&wopt) < 0 || pthread_create(&tid, NULL, main_loop, NULL) != 0) {
         abort();
     }
     return 0;
@@ -144,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     fcntl(sv[1], F_SETFL, O_NONBLOCK);
-    workers_assign(sv[1], fz_export(), &cred);
+    workers_assign(sv[1], fz_export(), &cred, NULL);
     if (n == 0) {
         shutdown(sv[0], SHUT_WR);
     }

@@ -192,6 +192,41 @@ int vt_server_start_args(vt_server *s, const char *const *args, const char *read
     return -ETIMEDOUT;
 }
 
+pid_t vt_serving_pid(const vt_server *s)
+{
+    g_autofree char *path = NULL, *children = NULL;
+
+    if (s->pid <= 0) {
+        return s->pid;
+    }
+    path = g_strdup_printf("/proc/%d/cmdline", (int)s->pid);
+    {
+        gsize len = 0;
+        g_autofree char *cmd = NULL;
+        bool alone = false;
+
+        if (g_file_get_contents(path, &cmd, &len, NULL)) {
+            for (gsize off = 0; off < len; off += strlen(cmd + off) + 1) {
+                alone |= strcmp(cmd + off, "--no-supervisor") == 0;
+            }
+        }
+        if (alone) {
+            return s->pid;
+        }
+    }
+    g_free(path);
+    path = g_strdup_printf("/proc/%d/task/%d/children", (int)s->pid, (int)s->pid);
+    for (int i = 0; i < VT_TIMEOUT_MS / 5; i++) {
+        g_free(children);
+        children = vt_read_file(path);
+        if (children == NULL || children[0] != '\0') {
+            break;
+        }
+        usleep(5000); /* between a crash and the next serving process */
+    }
+    return children != NULL && atoi(children) > 0 ? (pid_t)atoi(children) : s->pid;
+}
+
 bool vt_server_alive(const vt_server *s)
 {
     int st;

@@ -62,6 +62,9 @@ int vt_server_stop(vt_server *s);
 int vt_run_with_server(const char *name, vt_server **srv);
 /* Stop if running, remove the workdir, free. */
 void vt_server_free(vt_server *s);
+/* The process that serves: the supervisor's child (the daemon runs one by
+ * default), or the daemon itself under --no-supervisor. */
+pid_t vt_serving_pid(const vt_server *s);
 /* Is the daemon process still alive? */
 bool vt_server_alive(const vt_server *s);
 

@@ -18,7 +18,8 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-sockdir \
 	tests/integration/test-exact \
 	tests/integration/test-control \
-	tests/integration/test-journal
+	tests/integration/test-journal \
+	tests/integration/test-crash
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -87,3 +88,17 @@ tests_integration_test_journal_SOURCES = tests/integration/test-journal.c
 tests_integration_test_journal_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_journal_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_journal_LDADD = $(VT_LDADD)
+
+tests_integration_test_crash_SOURCES = tests/integration/test-crash.c
+tests_integration_test_crash_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_crash_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_crash_LDADD = $(VT_LDADD)
+
+# The long forms of test-crash: 10,000 kills, and the recovery figures for
+# doc/performance.md (1, 64 and 1,000 connections, 100 kills each).
+crash-long: tests/integration/test-crash src/virtfs-proxyd
+	$(TESTS_ENVIRONMENT) CRASH_KILLS=$${CRASH_KILLS:-10000} \
+		tests/integration/test-crash -p /crash/kill-under-load
+crash-figures: tests/integration/test-crash src/virtfs-proxyd
+	$(TESTS_ENVIRONMENT) CRASH_FIGURES=1 tests/integration/test-crash -p /crash/figures
+.PHONY: crash-long crash-figures

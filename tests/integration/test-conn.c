@@ -591,7 +591,7 @@ static void test_no_fd_leak(void)
     vt_mkfifo(fifo);
     c = vt_connect(srv);
     lstat_root_ok(c);
-    before = count_fds(srv->pid);
+    before = count_fds(vt_serving_pid(srv));
     for (int i = 0; i < 200 && c != NULL; i++) {
         int fd = -1;
 
@@ -605,7 +605,7 @@ static void test_no_fd_leak(void)
         pc_statfs(c, "//leakfile", &(pc_proxy_statfs){ 0 });
         pc_lgetxattr(c, 0, "//leakfile", "user.x", NULL, 0, NULL);
     }
-    after = count_fds(srv->pid);
+    after = count_fds(vt_serving_pid(srv));
     g_test_message("daemon fds: %d before, %d after 1200 requests", before,
                    after);
     g_assert_cmpint(after, <=, before + 2);
@@ -617,7 +617,7 @@ static void test_no_fd_leak(void)
         vt_disconnect(srv, x);
     }
     usleep(200000);
-    g_assert_cmpint(count_fds(srv->pid), <=, before + 2);
+    g_assert_cmpint(count_fds(vt_serving_pid(srv)), <=, before + 2);
     vt_disconnect(srv, c);
     g_free(host);
     g_free(fifo);

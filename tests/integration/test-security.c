@@ -526,7 +526,7 @@ static void test_thread_capabilities(void)
         snprintf(p, sizeof(p), "//capdir%d", i);
         pc_mkdir(c, 0, 1000 + i, p, 0755);
     }
-    all = process_threads(srv->pid);
+    all = process_threads(vt_serving_pid(srv));
     for (guint i = 0; i < all->len; i++) {
         const thread_status *t = &g_array_index(all, thread_status, i);
         bool lane = strcmp(t->name, LANE_NAME) == 0;
@@ -574,7 +574,7 @@ static void test_lane_credentials(void)
         snprintf(p, sizeof(p), "//credlane%zu", i);
         vt_assert_rc(pc_mkdir(c, (int32_t)ids[i].uid, (int32_t)ids[i].gid, p, 0755), 0);
     }
-    all = process_threads(srv->pid);
+    all = process_threads(vt_serving_pid(srv));
     for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
         const thread_status *t = find_identity(all, ids[i].uid, ids[i].gid);
 
@@ -638,7 +638,7 @@ static void test_lane_reclaim(void)
     victim = vt_connect(s);
     if (adversary != NULL && victim != NULL) {
         mkdir_identities(adversary, "adv", 20000, 64);
-        g_assert_cmpuint(count_lane_threads(s->pid), ==, 64);
+        g_assert_cmpuint(count_lane_threads(vt_serving_pid(s)), ==, 64);
         slowest = mkdir_identities(victim, "victim", 30000, 1);
         g_test_message("65th identity: mkdir answered after %.3f ms", slowest / 1000.0);
         g_assert_cmpint(slowest, <, G_USEC_PER_SEC);
@@ -646,7 +646,7 @@ static void test_lane_reclaim(void)
         slowest = mkdir_identities(victim, "victim", 30001, 16);
         g_test_message("16 more new identities: slowest mkdir %.3f ms", slowest / 1000.0);
         g_assert_cmpint(slowest, <, G_USEC_PER_SEC);
-        g_assert_cmpuint(count_lane_threads(s->pid), <=, 64);
+        g_assert_cmpuint(count_lane_threads(vt_serving_pid(s)), <=, 64);
     }
     g_assert_true(vt_server_alive(s));
     g_assert_cmpint(vt_server_stop(s), ==, 0);
@@ -670,7 +670,7 @@ static void test_lane_threads_option(void)
         gint64 slowest = mkdir_identities(c, "lt", 40000, 6);
 
         g_assert_cmpint(slowest, <, G_USEC_PER_SEC);
-        g_assert_cmpuint(count_lane_threads(s->pid), <=, 2);
+        g_assert_cmpuint(count_lane_threads(vt_serving_pid(s)), <=, 2);
     }
     g_assert_cmpint(vt_server_stop(s), ==, 0);
     vt_server_free(s);

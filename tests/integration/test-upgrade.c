@@ -2,6 +2,10 @@
  * socket and connection between two requests, and a connected client sees
  * nothing; when the new process cannot start, the old one goes on.
  *
+ * These run the daemon --no-supervisor, so that the process the test
+ * starts is the one that upgrades; test-crash.c upgrades under the
+ * supervisor.
+ *
  * Some tests make the new process die at a chosen point; they need a daemon
  * built with ./configure --enable-test-hooks and skip otherwise. */
 #include "config.h"
@@ -81,7 +85,7 @@ static bool lstat_ok(pc_conn *c)
 
 static void test_socket_mode(void)
 {
-    const char *args[] = {"-c", conf, NULL};
+    const char *args[] = {"--no-supervisor", "-c", conf, NULL};
     g_autofree char *text = g_strdup_printf("[export e]\npath = %s\nsocket = %s\nuid = 0\n"
                                             "gid = 0\n",
                                             srv->export_dir, srv->sock_path);
@@ -202,7 +206,7 @@ static void write_conf(void)
  * process it starts at an upgrade inherits it. */
 static int start_with_hook(const char *hook)
 {
-    const char *args[] = {"-c", conf, NULL};
+    const char *args[] = {"--no-supervisor", "-c", conf, NULL};
     int rc;
 
     write_conf();
@@ -578,7 +582,8 @@ static pid_t upgrade_and_check_fds(pid_t old, bool old_is_child, const char *str
 
 static void test_fd_hygiene(void)
 {
-    const char *argv[] = {vt_daemon_path(), "-n", "--log-level", "debug", "-c", conf, NULL};
+    const char *argv[] = {vt_daemon_path(), "-n", "--log-level", "debug", "--no-supervisor",
+                          "-c", conf, NULL};
     g_autofree char *stray = g_build_filename(srv->workdir, "stray", NULL);
     pc_conn *slow, *c;
     unsigned nsockets;
@@ -641,7 +646,7 @@ static void test_fd_hygiene(void)
  * process serves once the upgrade has settled. */
 static void test_stop_during_upgrade(void)
 {
-    const char *args[] = {"-c", conf, NULL};
+    const char *args[] = {"--no-supervisor", "-c", conf, NULL};
     g_autofree char *text = g_strdup_printf("[export e]\npath = %s\nsocket = %s\nuid = 0\n"
                                             "gid = 0\n",
                                             srv->export_dir, srv->sock_path);
@@ -685,6 +690,7 @@ static void test_fd_mode(void)
     opts.program = vt_daemon_path();
     opts.export_dir = srv->export_dir;
     opts.log_path = log;
+    opts.extra_args = (const char *const[]){"--no-supervisor", NULL};
     vt_assert_rc(pc_spawn(&opts, &c), 0);
     g_assert_true(lstat_ok(c));
     old = pc_conn_pid(c);

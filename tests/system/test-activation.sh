@@ -74,15 +74,17 @@ check "status: both sockets are systemd's" \
 "$VIRTFS_PROXYCTL" --control "$work/control.sock" upgrade >"$work/upgrade" 2>&1
 new=$(sed -n 's/^upgraded: process \([0-9]*\) .*/\1/p' "$work/upgrade")
 pids+=("${new:-0}")
-wait_exit
+# The process systemd started is the supervisor: it stays, its child changes.
 check "virtfs-proxyctl upgrade: process $new takes systemd's sockets over and serves both" \
-    bash -c "[ -n '$new' ] && [ $status -eq 0 ] &&
+    bash -c "[ -n '$new' ] && kill -0 '$act' &&
              '$VP_PROBE' lstat '$work/a.sock' /fa >/dev/null &&
              '$VP_PROBE' lstat '$work/b.sock' /fb >/dev/null"
-kill -TERM "${new:-0}"
+kill -TERM "$act"
+wait_exit
 for _ in $(seq 100); do kill -0 "${new:-0}" 2>/dev/null || break; sleep 0.05; done
 check "SIGTERM: it stops, and systemd's socket files are left to systemd" \
-    bash -c "! kill -0 '${new:-0}' 2>/dev/null && [ -S '$work/a.sock' ] && [ -S '$work/b.sock' ]"
+    bash -c "[ $status -eq 0 ] && ! kill -0 '${new:-0}' 2>/dev/null &&
+             [ -S '$work/a.sock' ] && [ -S '$work/b.sock' ]"
 
 # 5: a name that is no export.
 activate -l "$work/a.sock" -l "$work/b.sock" --fdname=alpha:gamma
