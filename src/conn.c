@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "fdpass.h"
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
@@ -351,26 +352,12 @@ static void conn_kick(struct conn *c)
 static ssize_t conn_write(struct conn *c, const uint8_t *data, size_t len, int pass_fd,
                           bool reply)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    union fdpass_control control;
     struct iovec iov = {.iov_base = (void *)data, .iov_len = MIN(len, PROGRESS_CHUNK)};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
     ssize_t n;
 
-    if (pass_fd >= 0) {
-        struct cmsghdr *cmsg;
-
-        memset(&control, 0, sizeof(control));
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof(control.buf);
-        cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
-    }
+    fdpass_attach(&msg, &control, pass_fd);
     do {
         if (reply) {
             progress_store_reply(c->slot, c->reply_off, c->reply_len);

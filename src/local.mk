@@ -11,7 +11,7 @@ src_libvirtfsproxyd_a_SOURCES = \
 	src/tally.c src/tally.h \
 	src/service.c src/service.h \
 	src/upgrade.c src/upgrade.h \
-	src/conn.c src/conn.h \
+	src/conn.c src/conn.h src/fdpass.h \
 	src/lanes.c src/lanes.h \
 	src/listener.c src/listener.h \
 	src/log.c src/log.h \

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "fdpass.h"
 #include "registry.h"
 
 static int reg_fd = -1;
@@ -32,27 +33,13 @@ int registry_fd(void)
 /* Sends the used part of m (the export's string ends it). */
 static void send_msg(const struct registry_msg *m, int pass_fd)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    union fdpass_control control;
     size_t len = offsetof(struct registry_msg, export) + strlen(m->export) + 1;
     struct iovec iov = {.iov_base = (void *)m, .iov_len = len};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
     ssize_t n;
 
-    if (pass_fd >= 0) {
-        struct cmsghdr *cmsg;
-
-        memset(&control, 0, sizeof(control));
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof(control.buf);
-        cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
-    }
+    fdpass_attach(&msg, &control, pass_fd);
     do {
         n = sendmsg(reg_fd, &msg, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
@@ -99,10 +86,7 @@ void registry_conn(unsigned int slot, int fd, const char *socket, const char *ex
 
 int registry_recv(int sock, struct registry_msg *m, int *fd)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    union fdpass_control control;
     struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
     struct msghdr msg = {
         .msg_iov = &iov,
