@@ -910,8 +910,8 @@ CONF
 
     # While the guest runs: the daemon systemd started, its socket, who is connected.
     svc_ctl status --json >"$svc/status.json" 2>&1 || true
-    what="service: status: pid $dpid, export $fdname on systemd's $listen"
-    if grep -q "\"pid\":$dpid," "$svc/status.json" &&
+    what="service: status: supervisor pid $dpid (systemd's main pid), export $fdname on systemd's $listen"
+    if grep -q "\"supervisor\":true,\"supervisor_pid\":$dpid," "$svc/status.json" &&
        grep -q "{\"name\":\"$fdname\",[^}]*\"socket\":\"$listen\",\"socket_owner\":\"systemd\",\"connections\":1}" \
            "$svc/status.json"; then
         tap PASS "$what"
@@ -996,6 +996,166 @@ CONF
     fi
     printf '# timing service phase: %.1fs in all (make install included)\n' \
         "$(awk -v t="$t0" -v e="$(date +%s.%N)" 'BEGIN { print e - t }')"
+}
+
+# ---- crash: the serving process killed under load ----------------------------
+
+# serving_pid SUPERVISOR: the supervisor's child that serves (empty if none).
+serving_pid() { pgrep -P "$1" 2>/dev/null | head -n 1 || true; }
+
+# kill_serving NAME SUPERVISOR: SIGKILL to its serving process; waits (10 s)
+# for the next one. Returns 1 if none came.
+kill_serving() {
+    local name=$1 sup=$2 old new i
+    old=$(serving_pid "$sup")
+    [[ -n $old ]] || return 1
+    kill -KILL "$old"
+    for ((i = 0; i < 200; i++)); do
+        new=$(serving_pid "$sup")
+        [[ -n $new && $new != "$old" ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# eios_of TAG: the EIOs the looping guest counted.
+eios_of() {
+    console "$1" | awk '$1 == "E2E-LOOP-END" { for (i = 2; i <= NF; i++)
+        if ($i ~ /^eios=/) { sub(/^eios=/, "", $i); print $i } }'
+}
+
+# phase_crash: see the top of this file.
+phase_crash() {
+    local guest_timeout=${E2E_UPGRADE_TIMEOUT:-100} kills=${E2E_CRASH_KILLS:-8}
+    local sock=$work/crash.sock conf=$work/crash.conf loop_args sup_c sup_k3 r i ok=1 old
+    local -a tags=(k1 k2 k3) pids=()
+    local -A killed=([C]=0 [K3]=0)
+    if [[ $SERVER != proxyd ]]; then
+        tap SKIP "crash: the serving process killed under load" "the reference helper has no supervisor"
+        return
+    fi
+    loop_args="e2e.mode=loop e2e.cache=none e2e.eio=1 e2e.secs=$((guest_timeout - 20))"
+    { printf '[daemon]\nlog-level = info\n\n'; export_conf main "$work/export" "$sock" ''; } >"$conf"
+    "$server_bin" -n -c "$conf" </dev/null >"$work/crash.server.log" 2>&1 &
+    sup_c=$!
+    server_pids+=("$sup_c")
+    if ! wait_socket "$sock" "" "$sup_c" 10; then
+        tap FAIL "crash: supervised server listens on $sock"
+        show_logs "$work/crash.server.log"
+        return
+    fi
+    old=$(sock_id "$sock")
+    boot k1 "$loop_args" --socket "$sock"
+    pids+=("${guest_pids[-1]}")
+    wait_socket "$sock" "$old" "$sup_c" 15 || { tap FAIL "k1: socket path is back"; ok=0; }
+    boot k2 "$loop_args" --socket "$sock"
+    pids+=("${guest_pids[-1]}")
+    boot k3 "$loop_args" --fd-server "$server_bin" --export "$work/export"
+    pids+=("${guest_pids[-1]}")
+    for ((i = 0; i < 50; i++)); do
+        sup_k3=$(cat "$work/k3.log.server.pid" 2>/dev/null || true)
+        [[ -z $sup_k3 ]] || break
+        sleep 0.1
+    done
+    [[ -n $sup_k3 ]] && server_pids+=("$sup_k3") || { tap FAIL "k3: server -f started"; ok=0; }
+    for i in "${!tags[@]}"; do
+        if [[ $ok -eq 1 ]] && ! wait_console "${tags[i]}" '^E2E-LOOP started' 60 "${pids[i]}"; then
+            tap FAIL "${tags[i]}: workload loop started"
+            ok=0
+        fi
+    done
+
+    for ((r = 1; r <= kills && ok == 1; r++)); do
+        sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 1 + 2 * rand() }')"
+        if kill_serving C "$sup_c"; then
+            killed[C]=$((killed[C] + 1))
+        else
+            tap FAIL "crash: kill $r: a new serving process for the socket server"; ok=0
+        fi
+        if kill_serving K3 "$sup_k3"; then
+            killed[K3]=$((killed[K3] + 1))
+        else
+            tap FAIL "crash: kill $r: a new serving process for k3's -f server"; ok=0
+        fi
+        if [[ $r -eq $(((kills + 1) / 2)) && $ok -eq 1 ]]; then
+            # A live upgrade through the supervisor, between two kills.
+            local n_up before
+            n_up=$(count_matches "$work/crash.server.log" 'serves every socket and connection now')
+            before=$(serving_pid "$sup_c")
+            kill -USR2 "$sup_c"
+            for ((i = 0; i < 400; i++)); do
+                [[ $(count_matches "$work/crash.server.log" 'serves every socket and connection now') -eq $n_up ]] || break
+                sleep 0.05
+            done
+            sleep 0.3
+            if [[ $(count_matches "$work/crash.server.log" 'serves every socket and connection now') -gt $n_up &&
+                  -n $(serving_pid "$sup_c") && $(serving_pid "$sup_c") != "$before" ]]; then
+                tap PASS "crash: live upgrade through the supervisor (serving pid $before -> $(serving_pid "$sup_c"))"
+            else
+                tap FAIL "crash: live upgrade through the supervisor" \
+                    "$(grep -E 'upgrade|supervisor' "$work/crash.server.log" | tail -n 3 | tr '\n' ';')"
+                ok=0
+            fi
+        fi
+    done
+    echo "# crash: ${killed[C]} kills of the socket server's serving process, ${killed[K3]} of k3's"
+    [[ $ok -eq 0 ]] || check_progress "the last kill"
+
+    for i in "${!tags[@]}"; do
+        touch "$work/export/${tags[i]}/stop"
+    done
+    for i in "${!tags[@]}"; do
+        finish_guest "${tags[i]}" "${pids[i]}" verify-loop "$work/export/${tags[i]}"
+    done
+    for i in "${!tags[@]}"; do
+        local tag=${tags[i]} eios limit
+        eios=$(eios_of "$tag")
+        limit=${killed[C]}
+        [[ $tag != k3 ]] || limit=${killed[K3]}
+        if [[ -n $eios && $eios -le $limit ]]; then
+            tap PASS "$tag: $eios EIO for $limit kills of its serving process"
+        else
+            tap FAIL "$tag: at most one EIO per kill" "${eios:-no count} EIO for $limit kills"
+            ok=0
+        fi
+        if [[ -s $work/$tag.log.qemu ]]; then
+            tap FAIL "$tag: QEMU reported nothing on stderr" "$(head -c 500 "$work/$tag.log.qemu")"
+            ok=0
+        else
+            tap PASS "$tag: QEMU reported nothing on stderr"
+        fi
+    done
+    kill -TERM "$sup_c" 2>/dev/null || true
+    if wait_exit "$sup_c" 15 && wait "$sup_c"; then
+        tap PASS "crash: supervisor exits 0 on SIGTERM"
+    else
+        tap FAIL "crash: supervisor exits 0 on SIGTERM"
+        kill -KILL "$sup_c" 2>/dev/null || true
+        ok=0
+    fi
+    if [[ -n $sup_k3 ]]; then
+        if wait_exit "$sup_k3" 10; then
+            tap PASS "crash: k3's supervisor exits when QEMU closes the socket"
+        else
+            tap FAIL "crash: k3's supervisor exits when QEMU closes the socket"
+            kill -KILL "$sup_k3" 2>/dev/null || true
+            ok=0
+        fi
+    fi
+    old=$(cat "$work/crash.server.log" "$work/k3.log.server" 2>/dev/null | grep -E ': (error|warning): ' |
+          grep -vE 'serving process [0-9]+ died of signal 9|descriptor limit' || true)
+    if [[ -z $old ]]; then
+        tap PASS "crash: no error or warning in the server logs but the kills"
+    else
+        tap FAIL "crash: no error or warning in the server logs but the kills" \
+            "$(head -n 5 <<<"$old" | tr '\n' ';')"
+        ok=0
+    fi
+    if [[ $ok -eq 1 ]]; then
+        grep -E 'supervisor|EIO' "$work/crash.server.log" "$work/k3.log.server" | diag || true
+    else
+        show_logs "$work/crash.server.log" "$work/k3.log.server"
+    fi
 }
 
 # ---- set-up ---------------------------------------------------------------
