@@ -66,7 +66,6 @@ typedef struct run {
     GPtrArray *classes;   /* klass * */
     unsigned long total, identical, known, failures;
     GArray *seeds;
-    FILE *report;
 } run;
 
 /* ---- the configuration --------------------------------------------------- */
@@ -386,7 +385,6 @@ static void run_seed(run *r, dr_session *s, uint64_t seed, unsigned *failures)
 /* ---- minimal reproductions --------------------------------------------------------- */
 
 typedef struct replay {
-    run *r;
     dr_session *s;
     const klass *k;
     unsigned budget;
@@ -495,47 +493,95 @@ static GPtrArray *ddmin(replay *rp, GPtrArray *cand, gpointer last)
     return cur;
 }
 
-static void minimize(run *r, dr_session *s, klass *k)
+/* The names a path consists of (no "", ".", ".."). */
+static void add_names(GHashTable *set, const dr_str *p)
 {
-    replay rp = { r, s, k, MIN_BUDGET };
-    gpointer last = k->history->pdata[k->history->len - 1];
-    GPtrArray *cand = g_ptr_array_new();
-    GPtrArray *none = g_ptr_array_new();
-    GPtrArray *body;
+    char *copy = g_strndup(p->p, dr_str_cstrlen(p));
+    gchar **parts = g_strsplit(copy, "/", -1);
 
+    for (gchar **c = parts; *c != NULL; c++) {
+        if (**c != '\0' && strcmp(*c, ".") != 0 && strcmp(*c, "..") != 0) {
+            g_hash_table_add(set, g_strdup(*c));
+        }
+    }
+    g_strfreev(parts);
+    g_free(copy);
+}
+
+/* Does an earlier request act on a name the failing request goes through? */
+static bool touches(const dr_req *q, GHashTable *names)
+{
+    for (int i = 0; dr_req_path(q, i) != NULL; i++) {
+        const dr_str *p = dr_req_path(q, i);
+        size_t len = dr_str_cstrlen(p);
+        const char *end = p->p + len, *last;
+
+        while (end > p->p && end[-1] == '/') {
+            end--;
+        }
+        last = end;
+        while (last > p->p && last[-1] != '/') {
+            last--;
+        }
+        if (end > last) {
+            char *name = g_strndup(last, (size_t)(end - last));
+            bool hit = g_hash_table_contains(names, name);
+
+            g_free(name);
+            if (hit) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void minimize(dr_session *s, klass *k)
+{
+    replay rp = { s, k, MIN_BUDGET };
+    gpointer last = k->history->pdata[k->history->len - 1];
+    GHashTable *names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GPtrArray *none = g_ptr_array_new();
+    GPtrArray *near = g_ptr_array_new();
+    GPtrArray *all = g_ptr_array_new();
+    GPtrArray *body = NULL;
+
+    for (int i = 0; dr_req_path(last, i) != NULL; i++) {
+        add_names(names, dr_req_path(last, i));
+    }
+    /* Only steps that changed the reference tree can matter; those that
+     * name what the failing request goes through are tried first. */
+    for (guint i = 0; i + 1 < k->history->len; i++) {
+        if (g_array_index(k->mutated, gboolean, i)) {
+            g_ptr_array_add(all, k->history->pdata[i]);
+            if (touches(k->history->pdata[i], names)) {
+                g_ptr_array_add(near, k->history->pdata[i]);
+            }
+        }
+    }
     if (test_body(&rp, none, last)) {
-        body = none;
-        none = NULL;
+        body = g_ptr_array_new();
+    } else if (near->len > 0 && test_body(&rp, near, last)) {
+        body = ddmin(&rp, near, last);
+    } else if (all->len > near->len && test_body(&rp, all, last)) {
+        body = ddmin(&rp, all, last);
+    }
+    if (body == NULL) {
+        k->min_note = g_strdup_printf("does not reproduce on its own (a race, or it needs state "
+                                      "no replay rebuilds): replay with DIFF_SEEDS=%" G_GUINT64_FORMAT
+                                      "-%" G_GUINT64_FORMAT " DIFF_STEPS=%u",
+                                      k->seed, k->seed, k->step + 1);
     } else {
-        /* Only steps that changed the reference tree can matter. */
-        for (guint i = 0; i + 1 < k->history->len; i++) {
-            if (g_array_index(k->mutated, gboolean, i)) {
-                g_ptr_array_add(cand, k->history->pdata[i]);
-            }
-        }
-        if (!test_body(&rp, cand, last)) {
-            k->min_note = g_strdup_printf("does not reproduce on its own (a race, or it needs "
-                                          "state no replay rebuilds): replay with "
-                                          "DIFF_SEEDS=%" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
-                                          " DIFF_STEPS=%u",
-                                          k->seed, k->seed, k->step + 1);
-            g_ptr_array_free(cand, TRUE);
-            if (none != NULL) {
-                g_ptr_array_free(none, TRUE);
-            }
-            return;
-        }
-        body = ddmin(&rp, cand, last);
         if (rp.budget == 0) {
             k->min_note = g_strdup("(the replay budget ran out: small, maybe not minimal)");
         }
+        k->minimal = with_last(body, last);
+        g_ptr_array_free(body, TRUE);
     }
-    k->minimal = with_last(body, last);
-    g_ptr_array_free(body, TRUE);
-    g_ptr_array_free(cand, TRUE);
-    if (none != NULL) {
-        g_ptr_array_free(none, TRUE);
-    }
+    g_ptr_array_free(none, TRUE);
+    g_ptr_array_free(near, TRUE);
+    g_ptr_array_free(all, TRUE);
+    g_hash_table_destroy(names);
 }
 
 /* ---- the report --------------------------------------------------------------------- */
@@ -645,7 +691,8 @@ static void report(run *r, FILE *f, double secs, const dr_session *s)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-static int run_all(const dr_config *cfg, const char *workdir)
+/* report_file was opened before the namespace made everything read-only. */
+static int run_all(const dr_config *cfg, const char *workdir, FILE *report_file)
 {
     run r = { .cfg = *cfg };
     dr_session *s, *ms;
@@ -687,7 +734,7 @@ static int run_all(const dr_config *cfg, const char *workdir)
         klass *k = r.classes->pdata[i];
 
         if (k->history != NULL && (k->row == NULL || r.minimize_known)) {
-            minimize(&r, ms, k);
+            minimize(ms, k);
         }
     }
     dr_session_free(ms);
@@ -695,24 +742,17 @@ static int run_all(const dr_config *cfg, const char *workdir)
         char *text = NULL;
         size_t len = 0;
         FILE *mem = open_memstream(&text, &len);
-        const char *path = getenv("DIFF_REPORT");
 
         report(&r, mem, difftime(time(NULL), t0), s);
         fclose(mem);
+        if (report_file != NULL) {
+            fwrite(text, 1, len, report_file);
+            fclose(report_file);
+        }
         for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
             printf("# %s\n", line);
         }
-        g_free(text);
-        if (path != NULL && *path != '\0') {
-            FILE *f = fopen(path, "w");
-
-            if (f != NULL) {
-                report(&r, f, difftime(time(NULL), t0), s);
-                fclose(f);
-            } else {
-                printf("# cannot write %s: %s\n", path, g_strerror(errno));
-            }
-        }
+        free(text);
     }
     dr_session_free(s);
     return all_failures == 0 && r.failures == 0 ? 0 : 1;
@@ -727,6 +767,8 @@ int main(void)
         .verbose = (int)env_num("DIFF_VERBOSE", 0),
     };
     const char *tmp = g_get_tmp_dir();
+    const char *report_path = getenv("DIFF_REPORT");
+    FILE *report_file = NULL;
     char *workdir;
     pid_t pid;
     int st;
@@ -740,6 +782,11 @@ int main(void)
         printf("1..0 # SKIP needs root (mount namespaces, chown, mknod)\n");
         return 0;
     }
+    if (report_path != NULL && *report_path != '\0' &&
+        (report_file = fopen(report_path, "w")) == NULL) {
+        printf("1..0 # SKIP cannot write %s: %s\n", report_path, g_strerror(errno));
+        return 0;
+    }
     workdir = g_build_filename(tmp, "vpd-diffr.XXXXXX", NULL);
     if (g_mkdtemp(workdir) == NULL) {
         printf("1..0 # SKIP mkdtemp: %s\n", g_strerror(errno));
@@ -750,9 +797,12 @@ int main(void)
     pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        _exit(run_all(&cfg, workdir));
+        _exit(run_all(&cfg, workdir, report_file));
     }
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (report_file != NULL) {
+        fclose(report_file);
     }
     dr_remove_tree(workdir);
     g_free(workdir);

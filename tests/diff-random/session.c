@@ -199,6 +199,7 @@ struct dr_session {
     dev_t deep_dev;
     ino_t deep_ino;
     pid_t daemon;
+    int daemon_fds;     /* its descriptors once both connections stood */
     pc_conn *ours[2];
     dr_tree *ref_tree;
     unsigned ref_restarts, ours_restarts, rebased, predicted;
@@ -317,6 +318,24 @@ static void ours_stop(dr_session *s, int *status)
     }
 }
 
+static int count_fds(pid_t pid)
+{
+    char dir[64];
+    GDir *d;
+    int n = 0;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    d = g_dir_open(dir, 0, NULL);
+    if (d == NULL) {
+        return -1;
+    }
+    while (g_dir_read_name(d) != NULL) {
+        n++;
+    }
+    g_dir_close(d);
+    return n;
+}
+
 static int ours_start(dr_session *s)
 {
     const char *argv[] = { s->cfg.daemon, "-n", "-p", s->new_root, "-s", s->sock,
@@ -336,6 +355,14 @@ static int ours_start(dr_session *s)
         }
         pc_conn_set_timeout(s->ours[i], s->cfg.timeout_ms);
     }
+    /* The first request answered means both connections are set up. */
+    {
+        pc_proxy_stat st;
+
+        pc_lstat(s->ours[0], "/", &st);
+        pc_lstat(s->ours[1], "/", &st);
+    }
+    s->daemon_fds = count_fds(s->daemon);
     s->ours_restarts++;
     return 0;
 }
@@ -1265,8 +1292,16 @@ int dr_session_finish(dr_session *s, char **problem)
     proc_stop(&s->ref[1]);
     proc_stop(&s->deep);
     if (s->daemon > 0) {
+        int fds = count_fds(s->daemon);
+
+        if (fds > s->daemon_fds) {
+            *problem = g_strdup_printf("virtfs-proxyd holds %d descriptors at the end, %d "
+                                       "once it had started",
+                                       fds, s->daemon_fds);
+        }
         ours_stop(s, &status);
         if (status != 0) {
+            g_free(*problem);
             *problem = WIFSIGNALED(status)
                            ? g_strdup_printf("virtfs-proxyd died of signal %d at SIGTERM",
                                              WTERMSIG(status))
@@ -1277,7 +1312,7 @@ int dr_session_finish(dr_session *s, char **problem)
             return -1;
         }
     }
-    return 0;
+    return *problem != NULL ? -1 : 0;
 }
 
 void dr_step_clear(dr_step *s)
