@@ -36,26 +36,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MIN_BUDGET 48 /* replays allowed per minimal reproduction */
+#define MIN_BUDGET 48 /* replays allowed per example */
+#define EXAMPLES 3    /* occurrences kept per class for minimising */
+
+/* One occurrence of a class: its seed's history (shared, refcounted) up to
+ * and including the request. */
+typedef struct example {
+    uint64_t seed;
+    unsigned step;
+    GPtrArray *history;   /* dr_req *, the whole seed's so far */
+    GArray *mutated;      /* gboolean per history entry: changed the tree */
+    guint len;            /* entries up to the request itself */
+} example;
 
 /* One kind of difference: a row of the table, or a failure signature. */
 typedef struct klass {
     const dr_known *row;  /* NULL: a failure */
     char *signature;
     unsigned count;
-    /* The first occurrence, with the history needed to replay it. */
-    uint64_t seed;
-    unsigned step;
-    GPtrArray *history;   /* dr_req *, the request itself last */
-    GArray *mutated;      /* gboolean per history entry: changed the tree */
-    char *ref_desc, *ours_desc;
+    example ex[EXAMPLES]; /* the first occurrences */
+    unsigned nex;
+    char *ref_desc, *ours_desc;  /* of the first */
     GPtrArray *tree_diff;
     GPtrArray *fail;
     GPtrArray *minimal;   /* after minimisation */
+    uint64_t min_seed;    /* the example it came from */
+    unsigned min_step;
     char *min_note;
 } klass;
 
@@ -272,14 +283,11 @@ static void record(run *r, const dr_step *st, uint64_t seed, unsigned stepno,
     } else {
         r->failures++;
     }
+    if (k->nex < EXAMPLES) {
+        k->ex[k->nex++] = (example){ seed, stepno, g_ptr_array_ref(history), g_array_ref(mutated),
+                                     history->len };
+    }
     if (k->count++ == 0) {
-        k->seed = seed;
-        k->step = stepno;
-        k->history = g_ptr_array_new_with_free_func((GDestroyNotify)dr_req_free);
-        for (guint i = 0; i < history->len; i++) {
-            g_ptr_array_add(k->history, dr_req_copy(history->pdata[i]));
-        }
-        k->mutated = g_array_copy(mutated);
         k->ref_desc = g_strdup(st->ref.desc);
         k->ours_desc = g_strdup(st->ours.desc);
         k->tree_diff = copy_lines(st->unmirrored != NULL ? st->unmirrored : st->tree_diff);
@@ -310,9 +318,9 @@ static guint tree_hash(const dr_tree *t)
 
 static void run_seed(run *r, dr_session *s, uint64_t seed, unsigned *failures)
 {
-    dr_gen *g = dr_gen_new(seed);
-    GPtrArray *history = g_ptr_array_new_with_free_func((GDestroyNotify)dr_req_free);
-    GArray *mutated = g_array_new(FALSE, FALSE, sizeof(gboolean));
+    dr_gen *g;
+    GPtrArray *history;
+    GArray *mutated;
     dr_req *pending = NULL;
     unsigned long before = r->failures;
     char *problem = NULL;
@@ -322,6 +330,9 @@ static void run_seed(run *r, dr_session *s, uint64_t seed, unsigned *failures)
         (*failures)++;
         return;
     }
+    g = dr_gen_new(seed);
+    history = g_ptr_array_new_with_free_func((GDestroyNotify)dr_req_free);
+    mutated = g_array_new(FALSE, FALSE, sizeof(gboolean));
     for (unsigned step = 0; step < r->steps;) {
         dr_req *a = pending != NULL ? pending : dr_gen_next(g, dr_session_tree(s));
         dr_req *b = NULL;
@@ -377,8 +388,8 @@ static void run_seed(run *r, dr_session *s, uint64_t seed, unsigned *failures)
         g_free(problem);
     }
     *failures = (unsigned)(r->failures - before);
-    g_ptr_array_free(history, TRUE);
-    g_array_free(mutated, TRUE);
+    g_ptr_array_unref(history);
+    g_array_unref(mutated);
     dr_gen_free(g);
 }
 
@@ -536,26 +547,29 @@ static bool touches(const dr_req *q, GHashTable *names)
     return false;
 }
 
-static void minimize(dr_session *s, klass *k)
+/* A minimal list of requests, the example's own last, that still ends in
+ * the class; NULL if the example does not replay on its own. */
+static GPtrArray *minimize_example(dr_session *s, const klass *k, const example *ex,
+                                   bool *exhausted)
 {
     replay rp = { s, k, MIN_BUDGET };
-    gpointer last = k->history->pdata[k->history->len - 1];
+    gpointer last = ex->history->pdata[ex->len - 1];
     GHashTable *names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     GPtrArray *none = g_ptr_array_new();
     GPtrArray *near = g_ptr_array_new();
     GPtrArray *all = g_ptr_array_new();
-    GPtrArray *body = NULL;
+    GPtrArray *body = NULL, *out = NULL;
 
     for (int i = 0; dr_req_path(last, i) != NULL; i++) {
         add_names(names, dr_req_path(last, i));
     }
     /* Only steps that changed the reference tree can matter; those that
      * name what the failing request goes through are tried first. */
-    for (guint i = 0; i + 1 < k->history->len; i++) {
-        if (g_array_index(k->mutated, gboolean, i)) {
-            g_ptr_array_add(all, k->history->pdata[i]);
-            if (touches(k->history->pdata[i], names)) {
-                g_ptr_array_add(near, k->history->pdata[i]);
+    for (guint i = 0; i + 1 < ex->len; i++) {
+        if (g_array_index(ex->mutated, gboolean, i)) {
+            g_ptr_array_add(all, ex->history->pdata[i]);
+            if (touches(ex->history->pdata[i], names)) {
+                g_ptr_array_add(near, ex->history->pdata[i]);
             }
         }
     }
@@ -566,50 +580,87 @@ static void minimize(dr_session *s, klass *k)
     } else if (all->len > near->len && test_body(&rp, all, last)) {
         body = ddmin(&rp, all, last);
     }
-    if (body == NULL) {
-        k->min_note = g_strdup_printf("does not reproduce on its own (a race, or it needs state "
-                                      "no replay rebuilds): replay with DIFF_SEEDS=%" G_GUINT64_FORMAT
-                                      "-%" G_GUINT64_FORMAT " DIFF_STEPS=%u",
-                                      k->seed, k->seed, k->step + 1);
-    } else {
-        if (rp.budget == 0) {
-            k->min_note = g_strdup("(the replay budget ran out: small, maybe not minimal)");
-        }
-        k->minimal = with_last(body, last);
+    if (body != NULL) {
+        out = with_last(body, last);
         g_ptr_array_free(body, TRUE);
     }
+    *exhausted = rp.budget == 0;
     g_ptr_array_free(none, TRUE);
     g_ptr_array_free(near, TRUE);
     g_ptr_array_free(all, TRUE);
     g_hash_table_destroy(names);
+    return out;
+}
+
+/* Minimise the kept examples in turn; keep the shortest reproduction. */
+static void minimize(dr_session *s, klass *k)
+{
+    bool exhausted_best = false;
+
+    for (unsigned i = 0; i < k->nex && (k->minimal == NULL || k->minimal->len > 2); i++) {
+        bool exhausted;
+        GPtrArray *m = minimize_example(s, k, &k->ex[i], &exhausted);
+
+        if (m != NULL && (k->minimal == NULL || m->len < k->minimal->len)) {
+            if (k->minimal != NULL) {
+                g_ptr_array_free(k->minimal, TRUE);
+            }
+            k->minimal = m;
+            k->min_seed = k->ex[i].seed;
+            k->min_step = k->ex[i].step;
+            exhausted_best = exhausted;
+        } else if (m != NULL) {
+            g_ptr_array_free(m, TRUE);
+        }
+    }
+    if (k->minimal == NULL) {
+        k->min_note = g_strdup_printf("does not reproduce on its own (a race, or it needs state "
+                                      "no replay rebuilds): replay with DIFF_SEEDS=%" G_GUINT64_FORMAT
+                                      "-%" G_GUINT64_FORMAT " DIFF_STEPS=%u",
+                                      k->ex[0].seed, k->ex[0].seed, k->ex[0].step + 1);
+    } else if (exhausted_best) {
+        k->min_note = g_strdup("(the replay budget ran out: small, maybe not minimal)");
+    }
 }
 
 /* ---- the report --------------------------------------------------------------------- */
 
-static const char *group_title(int g)
+static const char *const rank_title[] = {
+    "FAILURES (not in the table)",
+    "Issue 13 classes 1-6 (open findings: to be fixed in the daemon)",
+    "Deliberate (DESIGN.md)",
+    "Reference bugs",
+};
+
+/* Report order: failures, issue 13's classes, deliberate, reference bugs. */
+static int class_rank(const klass *k)
 {
-    switch (g) {
+    if (k->row == NULL) {
+        return 0;
+    }
+    switch (k->row->group) {
     case DR_OPEN_FINDING:
-        return "Issue 13 classes 1-6 (open findings: to be fixed in the daemon)";
+        return 1;
     case DR_DESIGN:
-        return "Deliberate (DESIGN.md)";
-    case DR_REFBUG:
-        return "Reference bugs";
+        return 2;
     default:
-        return "FAILURES (not in the table)";
+        return 3;
     }
 }
 
-static int class_group(const klass *k)
-{
-    return k->row != NULL ? (int)k->row->group : 3;
-}
-
-static int by_count(gconstpointer a, gconstpointer b)
+static int by_rank(gconstpointer a, gconstpointer b)
 {
     const klass *x = *(klass *const *)a;
     const klass *y = *(klass *const *)b;
+    int cx = x->row != NULL ? x->row->issue_class : 0;
+    int cy = y->row != NULL ? y->row->issue_class : 0;
 
+    if (class_rank(x) != class_rank(y)) {
+        return class_rank(x) - class_rank(y);
+    }
+    if (cx != cy) {
+        return cx - cy;
+    }
     return x->count == y->count ? 0 : x->count < y->count ? 1 : -1;
 }
 
@@ -622,7 +673,8 @@ static void report_class(FILE *f, const klass *k)
         }
         fprintf(f, "%s\n", k->row->why);
     }
-    fprintf(f, "\nFirst seen: seed %" G_GUINT64_FORMAT ", step %u.\n", k->seed, k->step);
+    fprintf(f, "\nFirst seen: seed %" G_GUINT64_FORMAT ", step %u.\n", k->ex[0].seed,
+            k->ex[0].step);
     fprintf(f, "- reference:     %s\n- virtfs-proxyd: %s\n", k->ref_desc, k->ours_desc);
     for (guint i = 0; k->fail != NULL && i < k->fail->len; i++) {
         fprintf(f, "- FAILURE: %s\n", (char *)k->fail->pdata[i]);
@@ -631,8 +683,9 @@ static void report_class(FILE *f, const klass *k)
         fprintf(f, "- tree %s\n", (char *)k->tree_diff->pdata[i]);
     }
     if (k->minimal != NULL) {
-        fprintf(f, "\nMinimal reproduction from the seed tree (%u request%s):\n```\n",
-                k->minimal->len, k->minimal->len == 1 ? "" : "s");
+        fprintf(f, "\nMinimal reproduction from the seed tree (%u request%s; from seed %"
+                   G_GUINT64_FORMAT " step %u):\n```\n",
+                k->minimal->len, k->minimal->len == 1 ? "" : "s", k->min_seed, k->min_step);
         for (guint i = 0; i < k->minimal->len; i++) {
             char *d = dr_req_describe(k->minimal->pdata[i]);
             char *h = dr_req_hex(k->minimal->pdata[i]);
@@ -653,23 +706,25 @@ static void report(run *r, FILE *f, double secs, const dr_session *s)
     unsigned rr, orr, reb, pred;
 
     dr_session_counts(s, &rr, &orr, &reb, &pred);
-    g_ptr_array_sort(r->classes, by_count);
+    g_ptr_array_sort(r->classes, by_rank);
     fprintf(f, "# diff-random report\n\n");
     fprintf(f, "%u seeds x %u requests: %lu requests, %lu identical, %lu known divergences, "
                "%lu failures; %.0f s.\n",
             r->seeds->len, r->steps, r->total, r->identical, r->known, r->failures, secs);
-    fprintf(f, "Re-based long-path requests: %u; requests not sent to the reference because "
-               "it would block: %u; reference helper starts: %u.\n",
-            reb, pred, rr);
-    for (int g = 3; g >= 0; g--) {
+    fprintf(f, "Requests with a path of 4,096 bytes or more answered by the re-based "
+               "reference: %u; not sent to the reference because it would block: %u; "
+               "reference helper starts: %u (one per R1-triggering creation or crash); "
+               "virtfs-proxyd starts: %u (one per seed, more after a failure).\n",
+            reb, pred, rr, orr);
+    for (int g = 0; g < (int)G_N_ELEMENTS(rank_title); g++) {
         bool any = false;
 
         for (guint i = 0; i < r->classes->len; i++) {
             klass *k = r->classes->pdata[i];
 
-            if (class_group(k) == g) {
+            if (class_rank(k) == g) {
                 if (!any) {
-                    fprintf(f, "\n## %s\n", group_title(g));
+                    fprintf(f, "\n## %s\n", rank_title[g]);
                     any = true;
                 }
                 report_class(f, k);
@@ -733,7 +788,7 @@ static int run_all(const dr_config *cfg, const char *workdir, FILE *report_file)
     for (guint i = 0; i < r.classes->len; i++) {
         klass *k = r.classes->pdata[i];
 
-        if (k->history != NULL && (k->row == NULL || r.minimize_known)) {
+        if (k->nex > 0 && (k->row == NULL || r.minimize_known)) {
             minimize(ms, k);
         }
     }
@@ -758,6 +813,18 @@ static int run_all(const dr_config *cfg, const char *workdir, FILE *report_file)
     return all_failures == 0 && r.failures == 0 ? 0 : 1;
 }
 
+static volatile pid_t test_pid;
+
+/* SIGINT/SIGTERM (make's timeout, ^C): end the test so that the scratch
+ * directory is still removed. */
+static void forward_stop(int sig)
+{
+    (void)sig;
+    if (test_pid > 0) {
+        kill(test_pid, SIGKILL);
+    }
+}
+
 int main(void)
 {
     dr_config cfg = {
@@ -774,6 +841,9 @@ int main(void)
     int st;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* The seed tree sets every mode explicitly; this keeps the rest (the
+     * scratch directories) the same everywhere. */
+    umask(022);
     if (cfg.reference == NULL || cfg.daemon == NULL) {
         printf("1..0 # SKIP needs REFERENCE_HELPER and VIRTFS_PROXYD\n");
         return 0;
@@ -798,6 +868,15 @@ int main(void)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         _exit(run_all(&cfg, workdir, report_file));
+    }
+    test_pid = pid;
+    {
+        struct sigaction sa = { .sa_handler = forward_stop };
+
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
     }
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }

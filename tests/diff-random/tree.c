@@ -263,7 +263,8 @@ static int seed_deep(int rootfd)
 
         memset(name, 'a' + (level - 1) % 26, DEEP_NAME);
         name[DEEP_NAME] = '\0';
-        if (mkdirat(fd, name, 0755) < 0) {
+        if (mkdirat(fd, name, 0755) < 0 || fchownat(fd, name, 0, 0, AT_SYMLINK_NOFOLLOW) < 0 ||
+            fchmodat(fd, name, 0755, 0) < 0) {
             ret = -errno;
             break;
         }
@@ -282,6 +283,8 @@ static int seed_deep(int rootfd)
                 break;
             }
             fchmodat(fd, "f", 0644, 0);
+            fchmodat(fd, "d", 0755, 0);
+            fchmodat(fd, "p", 0644, 0);
             xattr_path(xp, sizeof(xp), fd, "f");
             if (lsetxattr(xp, "user.k", "deep", 4, 0) < 0) {
                 ret = -errno;
@@ -316,11 +319,35 @@ static void stamp_times(int dirfd)
     g_ptr_array_free(names, TRUE);
 }
 
+/* The root as a fresh directory would be: whatever an earlier seed left on
+ * it (a setgid bit, a group, xattrs) must not reach the new tree. */
+static int reset_root(int rootfd)
+{
+    char path[64];
+    char *list = g_malloc(XATTR_LIST_MAX_);
+    ssize_t n;
+
+    xattr_path(path, sizeof(path), rootfd, NULL);
+    n = llistxattr(path, list, XATTR_LIST_MAX_);
+    for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1) {
+        lremovexattr(path, list + off);
+    }
+    g_free(list);
+    if (fchownat(rootfd, "", 0, 0, AT_EMPTY_PATH) < 0 || fchmodat(rootfd, ".", 0755, 0) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
 int dr_tree_seed(int rootfd)
 {
     char longname[256];
     struct timespec ts[2] = { { SEED_TIME, 0 }, { SEED_TIME, 0 } };
     int ret = dr_tree_clear(rootfd);
+
+    if (ret == 0) {
+        ret = reset_root(rootfd);
+    }
 
     for (size_t i = 0; i < G_N_ELEMENTS(seed_items) && ret == 0; i++) {
         const char *name;
@@ -338,7 +365,9 @@ int dr_tree_seed(int rootfd)
         ret = write_file(rootfd, longname, "255\n");
     }
     if (ret == 0) {
-        ret = mkdirat(rootfd, "deep", 0755) < 0 ? -errno : seed_deep(rootfd);
+        ret = mkdirat(rootfd, "deep", 0755) < 0 || fchmodat(rootfd, "deep", 0755, 0) < 0
+                  ? -errno
+                  : seed_deep(rootfd);
     }
     if (ret == 0) {
         ret = set_xattr(rootfd, "file", "user.k", "value1");
@@ -351,9 +380,6 @@ int dr_tree_seed(int rootfd)
     }
     if (ret == 0) {
         ret = set_xattr(rootfd, "ufile", "user.u", "1");
-    }
-    if (ret == 0 && (fchmodat(rootfd, ".", 0755, 0) < 0 || fchownat(rootfd, "", 0, 0, AT_EMPTY_PATH) < 0)) {
-        ret = -errno;
     }
     if (ret == 0) {
         stamp_times(rootfd);
