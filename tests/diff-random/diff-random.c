@@ -294,8 +294,8 @@ static void record(run *r, const dr_step *st, uint64_t seed, unsigned stepno,
         k->fail = copy_lines(st->fail);
     }
     if (row == NULL || verbose) {
-        printf("# %s at seed %" G_GUINT64_FORMAT " step %u: %s\n", row == NULL ? "FAILURE" : "known",
-               seed, stepno, key);
+        printf("# %s at seed %" G_GUINT64_FORMAT " step %u: %s\n",
+               row == NULL ? "FAILURE" : "known", seed, stepno, key);
         if (row == NULL && k->count <= 3) {
             print_step(stdout, "#", st);
         }
@@ -615,8 +615,8 @@ static void minimize(dr_session *s, klass *k)
     }
     if (k->minimal == NULL) {
         k->min_note = g_strdup_printf("does not reproduce on its own (a race, or it needs state "
-                                      "no replay rebuilds): replay with DIFF_SEEDS=%" G_GUINT64_FORMAT
-                                      "-%" G_GUINT64_FORMAT " DIFF_STEPS=%u",
+                                      "no replay rebuilds): replay with DIFF_SEEDS=%"
+                                      G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT " DIFF_STEPS=%u",
                                       k->ex[0].seed, k->ex[0].seed, k->ex[0].step + 1);
     } else if (exhausted_best) {
         k->min_note = g_strdup("(the replay budget ran out: small, maybe not minimal)");
@@ -652,8 +652,9 @@ static int by_rank(gconstpointer a, gconstpointer b)
 {
     const klass *x = *(klass *const *)a;
     const klass *y = *(klass *const *)b;
-    int cx = x->row != NULL ? x->row->issue_class : 0;
-    int cy = y->row != NULL ? y->row->issue_class : 0;
+    /* New findings (class 0) after issue 13's own classes. */
+    int cx = x->row != NULL && x->row->issue_class > 0 ? x->row->issue_class : 7;
+    int cy = y->row != NULL && y->row->issue_class > 0 ? y->row->issue_class : 7;
 
     if (class_rank(x) != class_rank(y)) {
         return class_rank(x) - class_rank(y);
@@ -670,6 +671,8 @@ static void report_class(FILE *f, const klass *k)
     if (k->row != NULL) {
         if (k->row->issue_class > 0) {
             fprintf(f, "Issue 13 class %d. ", k->row->issue_class);
+        } else if (k->row->group == DR_OPEN_FINDING) {
+            fprintf(f, "New finding (no class of issue 13). ");
         }
         fprintf(f, "%s\n", k->row->why);
     }

@@ -169,7 +169,7 @@ typedef enum dr_group {
 typedef struct dr_known {
     const char *id;
     dr_group group;
-    int issue_class;  /* 1-6 for open findings, else 0 */
+    int issue_class;  /* issue 13's class 1-6; 0: a new finding, or not a finding */
     bool tree;        /* the trees may differ after the step too */
     bool (*match)(const dr_step *s);
     const char *why;

@@ -180,7 +180,7 @@ int dr_req_npaths(const dr_req *r)
 
 size_t dr_str_cstrlen(const dr_str *s)
 {
-    return strnlen(s->p, s->len);
+    return s->p != NULL ? strnlen(s->p, s->len) : 0;
 }
 
 bool dr_str_embedded_nul(const dr_str *s)

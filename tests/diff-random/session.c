@@ -931,7 +931,9 @@ static void describe_data(dr_outcome *o, const dr_req *r, const pc_reply *rep)
                 g_ptr_array_add(names, g_strndup((const char *)p + off, l));
                 off += l + 1;
             }
-            qsort(names->pdata, names->len, sizeof(gpointer), cmp_str);
+            if (names->len > 1) {
+                qsort(names->pdata, names->len, sizeof(gpointer), cmp_str);
+            }
             g_string_printf(out, "xattr list (%zu bytes):", len);
             for (guint i = 0; i < names->len; i++) {
                 g_string_append_printf(out, " %s", (char *)names->pdata[i]);
