@@ -5,6 +5,7 @@ include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/e2e/local.mk
 include $(srcdir)/tests/fuzz/local.mk
 include $(srcdir)/tests/stress/local.mk
+include $(srcdir)/tests/diff-random/local.mk
 include $(srcdir)/tests/isolation/local.mk
 include $(srcdir)/tests/system/local.mk
 
