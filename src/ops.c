@@ -711,8 +711,9 @@ static int create_step(const struct export *ex, const char *path, int flags, mod
         ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
     } else {
         for (int i = 0; i < RESOLVE_RETRIES; i++) {
-            int fd = openat(at.dirfd, at.name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            mode);
+            /* O_EXCL never follows a final symlink (EEXIST): no O_NOFOLLOW,
+             * which F_GETFL would show QEMU and F_SETFL cannot clear. */
+            int fd = openat(at.dirfd, at.name, flags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
             struct stat st;
 
             if (fd >= 0) {
