@@ -28,6 +28,7 @@
 #include <config.h>
 
 #include "dr.h"
+#include "procinfo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -318,24 +319,6 @@ static void ours_stop(dr_session *s, int *status)
     }
 }
 
-static int count_fds(pid_t pid)
-{
-    char dir[64];
-    GDir *d;
-    int n = 0;
-
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-    d = g_dir_open(dir, 0, NULL);
-    if (d == NULL) {
-        return -1;
-    }
-    while (g_dir_read_name(d) != NULL) {
-        n++;
-    }
-    g_dir_close(d);
-    return n;
-}
-
 static int ours_start(dr_session *s)
 {
     const char *argv[] = { s->cfg.daemon, "-n", "-p", s->new_root, "-s", s->sock,
@@ -362,7 +345,7 @@ static int ours_start(dr_session *s)
         pc_lstat(s->ours[0], "/", &st);
         pc_lstat(s->ours[1], "/", &st);
     }
-    s->daemon_fds = count_fds(s->daemon);
+    s->daemon_fds = proc_count_fds(s->daemon);
     s->ours_restarts++;
     return 0;
 }
@@ -1294,7 +1277,9 @@ int dr_session_finish(dr_session *s, char **problem)
     proc_stop(&s->ref[1]);
     proc_stop(&s->deep);
     if (s->daemon > 0) {
-        int fds = count_fds(s->daemon);
+        /* Transient holders go away by themselves: a spare I/O thread
+         * (after 1 s idle), the supervisor's copy of a closed connection. */
+        int fds = proc_wait_fds(s->daemon, s->daemon_fds, 5000);
 
         if (fds > s->daemon_fds) {
             *problem = g_strdup_printf("virtfs-proxyd holds %d descriptors at the end, %d "
