@@ -246,7 +246,7 @@ static void on_registry(evutil_socket_t fd, short what, void *arg)
 
 /* ---- starting a serving process ------------------------------------------- */
 
-static void schedule_restart(void);
+static void schedule_restart(bool killed);
 
 static void on_ack(evutil_socket_t fd, short what, void *arg)
 {
@@ -552,7 +552,7 @@ static void restart(bool after_crash)
     ret = start_child(true);
     if (ret < 0) {
         log_error("supervisor: cannot start the serving process: %s", strerror(-ret));
-        schedule_restart();
+        schedule_restart(false);
         return;
     }
     log_info("supervisor: started process %d with %u connections and %u sockets", (int)sup.child,
@@ -564,14 +564,28 @@ static void on_restart_timer(evutil_socket_t fd, short what, void *arg)
     restart(false);
 }
 
-static void schedule_restart(void)
+/* killed: the process was SIGKILLed before it was ready.  That comes from
+ * outside (the OOM killer, an operator), never from a start that fails by
+ * itself, so it is tried again after BACKOFF_MIN_MS without growing the
+ * back-off: a slow start that keeps being killed must not wait 10 s. */
+static void schedule_restart(bool killed)
 {
     struct timeval tv;
 
-    sup.backoff_ms = sup.backoff_ms == 0 ? BACKOFF_MIN_MS : MIN(sup.backoff_ms * 2, BACKOFF_MAX_MS);
-    log_error("supervisor: the serving process cannot start; next attempt in %u ms "
+    if (!killed || sup.backoff_ms == 0) {
+        sup.backoff_ms =
+            sup.backoff_ms == 0 ? BACKOFF_MIN_MS : MIN(sup.backoff_ms * 2, BACKOFF_MAX_MS);
+    }
+    log_error("supervisor: the serving process %s; next attempt in %u ms "
               "(connections are kept meanwhile)",
-              sup.backoff_ms);
+              killed ? "was killed while starting" : "cannot start",
+              killed ? BACKOFF_MIN_MS : sup.backoff_ms);
+    if (killed) {
+        tv.tv_sec = 0;
+        tv.tv_usec = BACKOFF_MIN_MS * 1000;
+        evtimer_add(sup.ev_restart, &tv);
+        return;
+    }
     tv.tv_sec = sup.backoff_ms / 1000;
     tv.tv_usec = (sup.backoff_ms % 1000) * 1000;
     evtimer_add(sup.ev_restart, &tv);
@@ -615,7 +629,7 @@ static void on_child_end(int status)
         log_error("supervisor: serving process %d %s before it was ready", (int)sup.child, how);
         sup.child = 0;
         count_crashes();
-        schedule_restart();
+        schedule_restart(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         return;
     }
     log_error("supervisor: serving process %d %s; starting another with every connection",
