@@ -513,3 +513,19 @@ char *vt_hex(const void *buf, size_t len)
     }
     return g_string_free(s, FALSE);
 }
+
+bool vt_require_test_hooks(void)
+{
+    const char *argv[] = {vt_daemon_path(), "--version", NULL};
+    g_autofree char *out = NULL;
+    gint status = -1;
+
+    if (vt_daemon_path() == NULL ||
+        !g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
+                      NULL, &status, NULL) ||
+        out == NULL || strstr(out, "test-hooks") == NULL) {
+        g_test_skip("the daemon has no test hooks (./configure --enable-test-hooks)");
+        return false;
+    }
+    return true;
+}

@@ -43,6 +43,9 @@ bool vt_target_is_reference(void);
 
 /* Skip the current test (TAP skip) unless the real daemon is the target. */
 bool vt_require_daemon(void);
+/* Skip the current test unless the daemon obeys VIRTFS_PROXYD_TEST_HOOK
+ * (built with ./configure --enable-test-hooks; --version says so). */
+bool vt_require_test_hooks(void);
 
 /* Make a fresh workdir with export/ and outside/. */
 vt_server *vt_server_new(const char *name);

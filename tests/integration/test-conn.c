@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include "harness.h"
+#include "procinfo.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -556,25 +557,6 @@ static void test_half_request_then_close(void)
 
 /* ---- fd hygiene --------------------------------------------------------- */
 
-static int count_fds(pid_t pid)
-{
-    char path[64];
-    DIR *d;
-    struct dirent *e;
-    int n = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    d = opendir(path);
-    if (d == NULL) {
-        return -1;
-    }
-    while ((e = readdir(d)) != NULL) {
-        n += e->d_name[0] != '.';
-    }
-    closedir(d);
-    return n;
-}
-
 static void test_no_fd_leak(void)
 {
     pc_conn *c;
@@ -591,7 +573,7 @@ static void test_no_fd_leak(void)
     vt_mkfifo(fifo);
     c = vt_connect(srv);
     lstat_root_ok(c);
-    before = count_fds(vt_serving_pid(srv));
+    before = proc_count_fds(vt_serving_pid(srv));
     for (int i = 0; i < 200 && c != NULL; i++) {
         int fd = -1;
 
@@ -605,7 +587,7 @@ static void test_no_fd_leak(void)
         pc_statfs(c, "//leakfile", &(pc_proxy_statfs){ 0 });
         pc_lgetxattr(c, 0, "//leakfile", "user.x", NULL, 0, NULL);
     }
-    after = count_fds(vt_serving_pid(srv));
+    after = proc_count_fds(vt_serving_pid(srv));
     g_test_message("daemon fds: %d before, %d after 1200 requests", before,
                    after);
     g_assert_cmpint(after, <=, before + 2);
@@ -617,7 +599,7 @@ static void test_no_fd_leak(void)
         vt_disconnect(srv, x);
     }
     usleep(200000);
-    g_assert_cmpint(count_fds(vt_serving_pid(srv)), <=, before + 2);
+    g_assert_cmpint(proc_count_fds(vt_serving_pid(srv)), <=, before + 2);
     vt_disconnect(srv, c);
     g_free(host);
     g_free(fifo);

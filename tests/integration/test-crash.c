@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "procinfo.h"
 
 #define NFILES 8
 #define CLIENT_TIMEOUT_MS 30000
@@ -96,38 +97,6 @@ static int start(const char *hook)
     rc = vt_server_start_args(srv, args, srv->sock_path);
     g_unsetenv(HOOK_ENV);
     return rc;
-}
-
-static bool require_test_hooks(void)
-{
-    const char *argv[] = {vt_daemon_path(), "--version", NULL};
-    g_autofree char *out = NULL;
-    gint status = -1;
-
-    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
-                      NULL, &status, NULL) ||
-        out == NULL || strstr(out, "test-hooks") == NULL) {
-        g_test_skip("the daemon has no test hooks (./configure --enable-test-hooks)");
-        return false;
-    }
-    return true;
-}
-
-static int count_fds(pid_t pid)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL) {
-        return -1;
-    }
-    while ((e = readdir(d)) != NULL) {
-        n += e->d_name[0] != '.';
-    }
-    closedir(d);
-    return n;
 }
 
 /* Kills the serving process; returns the next one's pid once it is there
@@ -519,7 +488,7 @@ static void test_kill_under_load(void)
         vt_disconnect(srv, c);
         g_usleep(100 * 1000);
     }
-    fds_start = count_fds(srv->pid);
+    fds_start = proc_count_fds(srv->pid);
     clients_start(cls, n);
     connector.thread = g_thread_new("connector", connector_main, &connector);
     g_usleep(200 * 1000);
@@ -536,7 +505,7 @@ static void test_kill_under_load(void)
             g_test_fail();
             break;
         }
-        fds = count_fds(srv->pid);
+        fds = proc_count_fds(srv->pid);
         if (fds_before < 0) {
             fds_before = fds;
         }
@@ -547,7 +516,7 @@ static void test_kill_under_load(void)
     g_thread_join(connector.thread);
     failed = clients_stop(cls, n, done);
     /* Every connection closed: the supervisor holds what it held before. */
-    for (int i = 0; i < 100 && (fds_after = count_fds(srv->pid)) > fds_start; i++) {
+    for (int i = 0; i < 100 && (fds_after = proc_count_fds(srv->pid)) > fds_start; i++) {
         g_usleep(10 * 1000);
     }
     for (int i = 0; i < n; i++) {
@@ -590,7 +559,7 @@ static void test_poison(void)
     uint8_t frame[128];
     int len;
 
-    if (!vt_require_daemon() || !require_test_hooks()) {
+    if (!vt_require_daemon() || !vt_require_test_hooks()) {
         g_free(cls);
         g_free(r);
         return;

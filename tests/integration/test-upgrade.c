@@ -177,22 +177,6 @@ static void test_socket_mode(void)
 #define N_PIPELINED 200
 #define HOOK_ENV "VIRTFS_PROXYD_TEST_HOOK"
 
-/* Whether the daemon obeys HOOK_ENV (it says so in --version). */
-static bool require_test_hooks(void)
-{
-    const char *argv[] = {vt_daemon_path(), "--version", NULL};
-    g_autofree char *out = NULL;
-    gint status = -1;
-
-    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
-                      NULL, &status, NULL) ||
-        out == NULL || strstr(out, "test-hooks") == NULL) {
-        g_test_skip("the daemon has no test hooks (./configure --enable-test-hooks)");
-        return false;
-    }
-    return true;
-}
-
 static void write_conf(void)
 {
     g_autofree char *text = g_strdup_printf("[export e]\npath = %s\nsocket = %s\nuid = 0\n"
@@ -415,7 +399,7 @@ static void test_die_before_ack(void)
     pc_conn *c, *slow, *idle, *fresh;
     pid_t old;
 
-    if (!vt_require_daemon() || !require_test_hooks()) {
+    if (!vt_require_daemon() || !vt_require_test_hooks()) {
         return;
     }
     vt_assert_rc(start_with_hook("upgrade-die-before-ack"), 0);
@@ -463,7 +447,7 @@ static void test_die_after_ack(void)
     pid_t old;
     int n, st;
 
-    if (!vt_require_daemon() || !require_test_hooks()) {
+    if (!vt_require_daemon() || !vt_require_test_hooks()) {
         return;
     }
     vt_assert_rc(start_with_hook("upgrade-die-after-ack"), 0);
