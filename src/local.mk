@@ -8,6 +8,7 @@ src_libvirtfsproxyd_a_SOURCES = \
 	src/sdactivate.c src/sdactivate.h \
 	src/stats.c src/stats.h \
 	src/settings.c src/settings.h \
+	src/peers.c src/peers.h \
 	src/tally.c src/tally.h \
 	src/service.c src/service.h \
 	src/upgrade.c src/upgrade.h \

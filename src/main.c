@@ -60,6 +60,9 @@ struct options {
     bool nodaemon;
     bool allow_devices;
     bool readonly;
+    /* --allowed-peer-uids/-gids (-s): NULL when not given or empty. */
+    GArray *allowed_uids, *allowed_gids;
+    bool peer_lists_given;
     enum log_level log_level;
     unsigned long threads;
     /* Daemon settings; -1: not given.  Given ones override the file's
@@ -93,6 +96,8 @@ enum {
     OPT_CONTROL_SOCKET,
     OPT_NO_SUPERVISOR,
     OPT_SUPERVISED,
+    OPT_ALLOWED_PEER_UIDS,
+    OPT_ALLOWED_PEER_GIDS,
 };
 
 static const struct option long_options[] = {
@@ -106,6 +111,8 @@ static const struct option long_options[] = {
     {"help", no_argument, NULL, 'h'},
     {"allow-devices", no_argument, NULL, OPT_ALLOW_DEVICES},
     {"readonly", no_argument, NULL, OPT_READONLY},
+    {"allowed-peer-uids", required_argument, NULL, OPT_ALLOWED_PEER_UIDS},
+    {"allowed-peer-gids", required_argument, NULL, OPT_ALLOWED_PEER_GIDS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
@@ -138,6 +145,14 @@ static void usage(FILE *out)
             "  -n, --nodaemon          stay in the foreground and log to stderr\n"
             "      --allow-devices     let guests create block and character devices\n"
             "      --readonly          refuse every change to the export (EROFS)\n"
+            "      --allowed-peer-uids LIST\n"
+            "                          with -s: accept only peers (QEMU processes) whose uid\n"
+            "                          is in LIST, names or numbers separated by commas\n"
+            "                          (default: every peer the socket's mode lets in)\n"
+            "      --allowed-peer-gids LIST\n"
+            "                          with -s: accept only peers whose primary or a\n"
+            "                          supplementary group is in LIST; given both, a peer\n"
+            "                          in either list is accepted\n"
             "      --log-level LEVEL   error, warning, info (default) or debug\n"
             "      --threads N         I/O threads (default: half the CPUs, at least 1)\n"
             "      --max-connections N refuse connections beyond N (default 4096, 0: none)\n"
@@ -201,6 +216,19 @@ static long parse_id(const char *opt, const char *arg, bool is_group)
     return (long)id;
 }
 
+/* --allowed-peer-uids/-gids: a list as the configuration file takes it. */
+static void parse_id_list(const char *opt, const char *arg, bool is_group, GArray **ids)
+{
+    GError *error = NULL;
+
+    if (*ids != NULL) {
+        g_array_unref(*ids);
+    }
+    if (!settings_parse_id_list(arg, is_group, ids, &error)) {
+        bad_usage("%s: %s", opt, error->message);
+    }
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -254,6 +282,14 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_READONLY:
             o->readonly = true;
+            break;
+        case OPT_ALLOWED_PEER_UIDS:
+            parse_id_list("--allowed-peer-uids", optarg, false, &o->allowed_uids);
+            o->peer_lists_given = true;
+            break;
+        case OPT_ALLOWED_PEER_GIDS:
+            parse_id_list("--allowed-peer-gids", optarg, true, &o->allowed_gids);
+            o->peer_lists_given = true;
             break;
         case OPT_LOG_LEVEL:
             if (log_parse_level(optarg, &o->log_level) < 0) {
@@ -337,9 +373,10 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     if (o->config != NULL) {
         if (o->path != NULL || o->socket != NULL || o->fd >= 0 || o->uid >= 0 || o->gid >= 0 ||
-            o->allow_devices || o->readonly) {
-            bad_usage("--config names the exports: -p, -s, -u, -g, -f, --allow-devices and "
-                      "--readonly go in the file");
+            o->allow_devices || o->readonly || o->peer_lists_given) {
+            bad_usage("--config names the exports: -p, -s, -u, -g, -f, --allow-devices, "
+                      "--readonly, --allowed-peer-uids and --allowed-peer-gids go in the file "
+                      "(allowed-peer-uids and allowed-peer-gids in [export NAME])");
         }
         o->config = g_canonicalize_filename(o->config, NULL);
         return;
@@ -358,6 +395,10 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     if (o->socket == NULL && (o->uid >= 0 || o->gid >= 0)) {
         bad_usage("--uid and --gid only apply to --socket");
+    }
+    if (o->socket == NULL && o->peer_lists_given) {
+        /* -f's one peer is whoever handed the socket over. */
+        bad_usage("--allowed-peer-uids and --allowed-peer-gids only apply to --socket");
     }
     if (o->fd >= 0 && o->fd <= 2 && !o->nodaemon) {
         bad_usage("--fd %ld is a standard stream, which a daemon closes; use --nodaemon",
@@ -914,6 +955,8 @@ static struct settings *settings_from_options(const struct options *o)
         e->gid = (gid_t)o->gid;
         e->allow_devices = o->allow_devices;
         e->readonly = o->readonly;
+        e->allowed_uids = o->allowed_uids != NULL ? g_array_ref(o->allowed_uids) : NULL;
+        e->allowed_gids = o->allowed_gids != NULL ? g_array_ref(o->allowed_gids) : NULL;
         g_ptr_array_add(set->exports, e);
     }
     return set;
@@ -1050,5 +1093,11 @@ out:
     g_free(daemon_state.control_from_file);
     g_free(o.config);
     g_free(o.path);
+    if (o.allowed_uids != NULL) {
+        g_array_unref(o.allowed_uids);
+    }
+    if (o.allowed_gids != NULL) {
+        g_array_unref(o.allowed_gids);
+    }
     return ret < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -298,9 +298,16 @@ void report_stats(GString *out, bool json)
         if (json) {
             g_string_append(out, e > 0 ? ",{\"name\":" : "{\"name\":");
             json_str(out, ex[e].name);
-            g_string_append(out, ",\"types\":[");
+            g_string_append_printf(out, ",\"refused_peers\":%" PRIu64 ",\"types\":[",
+                                   ex[e].refused_peers);
         } else {
             g_string_append_printf(out, "export %s\n", shown(ex[e].name, esc, sizeof(esc)));
+            if (ex[e].refused_peers > 0) {
+                g_string_append_printf(out,
+                                       "  refused peers: %" PRIu64
+                                       " (allowed-peer-uids, allowed-peer-gids)\n",
+                                       ex[e].refused_peers);
+            }
             g_string_append_printf(out, "  %-13s %10s %8s %10s %10s %10s  %s\n", "TYPE",
                                    "REQUESTS", "ERRORS", "P50", "P99", "MAX", "ERRNO");
         }
@@ -539,6 +546,13 @@ void report_metrics(GString *out, bool json)
         const char *labels[] = {"export", r->name, NULL};
 
         sample_u64(&m, "virtfs_proxyd_connections", labels, tally_export(r->name));
+    }
+    family(&m, "virtfs_proxyd_refused_peers_total", "counter",
+           "Connections refused by an export's allowed-peer-uids and allowed-peer-gids.");
+    for (size_t e = 0; e < n; e++) {
+        const char *labels[] = {"export", ex[e].name, NULL};
+
+        sample_u64(&m, "virtfs_proxyd_refused_peers_total", labels, ex[e].refused_peers);
     }
     family(&m, "virtfs_proxyd_requests_total", "counter",
            "Requests answered, by export and request type.");

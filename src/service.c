@@ -10,6 +10,7 @@
 #include "listener.h"
 #include "log.h"
 #include "ops.h"
+#include "peers.h"
 #include "registry.h"
 #include "sdactivate.h"
 #include "service.h"
@@ -26,6 +27,10 @@ struct served {
     uid_t uid;
     gid_t gid;
     unsigned int max_conns; /* this export's; 0: only the daemon's limit */
+    /* allowed-peer-uids and -gids (peers.h; NULL: not given), shared with
+     * the settings they came from.  Read and replaced on the main thread
+     * only (accepts and reloads both run there). */
+    GArray *allowed_uids, *allowed_gids;
     struct export *ex;
     struct listener *listener;
     struct log_limit log; /* refused peers */
@@ -47,6 +52,23 @@ static unsigned int max_conns, max_conns_per_uid;
 /* Live upgrade: listening sockets the old process handed over, by path. */
 static GHashTable *offered;
 
+/* Replaces a list with another reference (NULL: none). */
+static void set_ids(GArray **to, GArray *from)
+{
+    if (*to != NULL) {
+        g_array_unref(*to);
+    }
+    *to = from != NULL ? g_array_ref(from) : NULL;
+}
+
+static bool same_ids(const GArray *a, const GArray *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    return a->len == b->len && memcmp(a->data, b->data, a->len * sizeof(guint32)) == 0;
+}
+
 static void served_free(gpointer p)
 {
     struct served *s = p;
@@ -61,6 +83,8 @@ static void served_free(gpointer p)
     g_free(s->name);
     g_free(s->path);
     g_free(s->socket);
+    set_ids(&s->allowed_uids, NULL);
+    set_ids(&s->allowed_gids, NULL);
     g_free(s);
 }
 
@@ -129,12 +153,59 @@ static int plan(const struct settings *set, GArray *changes)
     return 0;
 }
 
-/* A peer the socket's owner admits: now the connection limits. */
+/* Whether the export's peer lists let the peer in; if not, says so (rate
+ * limited) and counts it.  Before the limits, so that a refused peer takes
+ * no place and is never told about them. */
+static bool peer_listed(struct served *s, int fd, const struct ucred *peer)
+{
+    g_autofree gid_t *groups = NULL;
+    size_t n = 0;
+    char comm[80], note[96] = "";
+    int err = 0;
+
+    if (peers_open(s->allowed_uids, s->allowed_gids)) {
+        return true;
+    }
+    if (s->allowed_gids != NULL) {
+        err = peers_groups(fd, &groups, &n);
+    }
+    if (peers_allowed(s->allowed_uids, s->allowed_gids, peer->uid, peer->gid, groups, n)) {
+        return true;
+    }
+    stats_peer_refused(s->ex);
+    if (err < 0) {
+        /* Linux before 4.13: only the primary gid could be checked. */
+        snprintf(note, sizeof(note), " (its supplementary groups are unknown: SO_PEERGROUPS: %s)",
+                 strerror(-err));
+    }
+    {
+        const struct log_ctx ctx = {.export = s->name, .peer_pid = (int)peer->pid};
+
+        peers_comm(peer->pid, comm, sizeof(comm));
+        log_guest_ctx(&s->log, LOG_LEVEL_WARNING, &ctx,
+                      "export '%s' (%s): refusing peer pid %d uid %u gid %u comm '%s': %s%s",
+                      s->name, s->socket, (int)peer->pid, (unsigned)peer->uid,
+                      (unsigned)peer->gid, comm,
+                      s->allowed_uids == NULL   ? "none of its groups is in allowed-peer-gids"
+                      : s->allowed_gids == NULL ? "its uid is not in allowed-peer-uids"
+                                                : "its uid is not in allowed-peer-uids and none "
+                                                  "of its groups in allowed-peer-gids",
+                      note);
+    }
+    return false;
+}
+
+/* A peer the socket's owner admits: now the export's peer lists, and the
+ * connection limits. */
 static void on_peer(int fd, const struct ucred *peer, void *arg)
 {
     struct served *s = arg;
     char why[160] = "";
 
+    if (!peer_listed(s, fd, peer)) {
+        close(fd);
+        return;
+    }
     if (max_conns > 0 && workers_connections() >= max_conns) {
         snprintf(why, sizeof(why), "the daemon's connection limit of %u reached "
                  "(max-connections)", max_conns);
@@ -228,6 +299,19 @@ static struct served *commit(struct change *c)
                  want->max_conns);
     }
     s->max_conns = want->max_conns;
+    if (!same_ids(s->allowed_uids, want->allowed_uids) ||
+        !same_ids(s->allowed_gids, want->allowed_gids)) {
+        g_autofree char *uids = peers_list_text(want->allowed_uids);
+        g_autofree char *gids = peers_list_text(want->allowed_gids);
+
+        log_info("export '%s': allowed-peer-uids %s, allowed-peer-gids %s%s", want->name, uids,
+                 gids,
+                 c->old != NULL ? " (for new connections; those made go on)"
+                 : peers_open(want->allowed_uids, want->allowed_gids) ? ""
+                                                                       : " (refusing others)");
+        set_ids(&s->allowed_uids, want->allowed_uids);
+        set_ids(&s->allowed_gids, want->allowed_gids);
+    }
     return s;
 }
 

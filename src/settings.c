@@ -20,6 +20,12 @@ static void export_settings_free(gpointer p)
     g_free(e->name);
     g_free(e->path);
     g_free(e->socket);
+    if (e->allowed_uids != NULL) {
+        g_array_unref(e->allowed_uids);
+    }
+    if (e->allowed_gids != NULL) {
+        g_array_unref(e->allowed_gids);
+    }
     g_free(e);
 }
 
@@ -74,6 +80,57 @@ bool settings_parse_id(const char *text, bool is_group, unsigned long *id)
         *id = pw->pw_uid;
     }
     return pw != NULL;
+}
+
+static gint compare_ids(gconstpointer a, gconstpointer b)
+{
+    guint32 x = *(const guint32 *)a, y = *(const guint32 *)b;
+
+    return (x > y) - (x < y);
+}
+
+bool settings_parse_id_list(const char *text, bool is_group, GArray **ids, GError **error)
+{
+    g_auto(GStrv) tokens = g_strsplit(text, ",", -1);
+    GArray *out;
+
+    G_STATIC_ASSERT(sizeof(uid_t) == sizeof(guint32) && sizeof(gid_t) == sizeof(guint32));
+    *ids = NULL;
+    if (text[strspn(text, " \t")] == '\0') {
+        return true; /* nobody listed: the key's default */
+    }
+    out = g_array_new(FALSE, FALSE, sizeof(guint32));
+    for (size_t i = 0; tokens[i] != NULL; i++) {
+        const char *token = g_strstrip(tokens[i]);
+        unsigned long id;
+        guint32 v;
+
+        if (token[0] == '\0') {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "entry %zu of '%s' is empty (a stray comma?)", i + 1, text);
+            g_array_unref(out);
+            return false;
+        }
+        if (!settings_parse_id(token, is_group, &id)) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "'%s' is neither a number from 0 to %u nor a known %s", token, UINT_MAX - 1,
+                        is_group ? "group" : "user");
+            g_array_unref(out);
+            return false;
+        }
+        v = (guint32)id;
+        g_array_append_val(out, v);
+    }
+    g_array_sort(out, compare_ids);
+    for (guint i = 1; i < out->len;) {
+        if (g_array_index(out, guint32, i) == g_array_index(out, guint32, i - 1)) {
+            g_array_remove_index(out, i);
+        } else {
+            i++;
+        }
+    }
+    *ids = out;
+    return true;
 }
 
 const struct export_settings *settings_find_export(const struct settings *set, const char *name)
@@ -155,6 +212,25 @@ static bool get_uint(GKeyFile *kf, const char *group, const char *key, unsigned 
     return true;
 }
 
+/* Reads an optional list of users (or groups); absent or empty: NULL. */
+static bool get_id_list(GKeyFile *kf, const char *group, const char *key, bool is_group,
+                        GArray **out, GError **error)
+{
+    g_autofree char *text = get_string(kf, group, key, false, NULL);
+    GError *local = NULL;
+
+    if (text == NULL) {
+        return true;
+    }
+    if (!settings_parse_id_list(text, is_group, out, &local)) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "[%s] %s: %s",
+                    group, key, local->message);
+        g_error_free(local);
+        return false;
+    }
+    return true;
+}
+
 static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
 {
     static const char *const known[] = {"max-connections", "max-connections-per-uid",
@@ -203,9 +279,11 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
 
 static bool load_export(GKeyFile *kf, const char *group, struct settings *set, GError **error)
 {
-    static const char *const known[] = {"path",     "socket",          "uid", "gid",
-                                        "allow-devices", "readonly", "max-connections",
-                                        NULL};
+    static const char *const known[] = {"path",          "socket",
+                                        "uid",           "gid",
+                                        "allow-devices", "readonly",
+                                        "max-connections", "allowed-peer-uids",
+                                        "allowed-peer-gids", NULL};
     struct export_settings *e = g_new0(struct export_settings, 1);
     g_autofree char *uid = NULL, *gid = NULL;
     unsigned long id;
@@ -230,7 +308,9 @@ static bool load_export(GKeyFile *kf, const char *group, struct settings *set, G
         !get_bool(kf, group, "allow-devices", &e->allow_devices, error) ||
         !get_bool(kf, group, "readonly", &e->readonly, error) ||
         !get_uint(kf, group, "max-connections", 0, UINT_MAX, "a number", &e->max_conns,
-                  error)) {
+                  error) ||
+        !get_id_list(kf, group, "allowed-peer-uids", false, &e->allowed_uids, error) ||
+        !get_id_list(kf, group, "allowed-peer-gids", true, &e->allowed_gids, error)) {
         return false;
     }
     if (e->path[0] != '/' || e->socket[0] != '/') {

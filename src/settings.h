@@ -20,6 +20,8 @@
  *   allow-devices = false
  *   readonly = false
  *   max-connections = 0
+ *   allowed-peer-uids = qemu-a, 1001
+ *   allowed-peer-gids = tenant-a
  */
 #ifndef VP_SETTINGS_H
 #define VP_SETTINGS_H
@@ -39,6 +41,10 @@ struct export_settings {
     bool allow_devices;
     bool readonly;
     unsigned int max_conns; /* this export's; 0: only the daemon's limit */
+    /* Who may connect (peers.h): uid_t and gid_t, sorted, no duplicates;
+     * NULL: the key is absent or empty. */
+    GArray *allowed_uids;
+    GArray *allowed_gids;
 };
 
 struct settings {
@@ -71,6 +77,12 @@ void settings_free(struct settings *set);
 struct settings *settings_load(const char *file, GError **error);
 /* Parses a uid or gid given as a name or a number. */
 bool settings_parse_id(const char *text, bool is_group, unsigned long *id);
+/* Parses a comma-separated list of uids (or gids, is_group) given as names
+ * or numbers, blanks around each allowed.  *ids is NULL for a list that is
+ * empty or all blanks (nobody listed: the key's default); otherwise sorted,
+ * without duplicates.  Returns false with *error naming the token at fault
+ * (the caller adds where the list came from). */
+bool settings_parse_id_list(const char *text, bool is_group, GArray **ids, GError **error);
 const struct export_settings *settings_find_export(const struct settings *set, const char *name);
 
 #endif

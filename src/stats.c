@@ -54,6 +54,7 @@ static GPtrArray *names;          /* id -> interned name */
 static GHashTable *id_by_name;    /* name -> id + 1 */
 static GHashTable *id_by_export;  /* const struct export * -> id + 1 */
 static struct stats_conn *conns;  /* open connections */
+static uint64_t refused_peers[STATS_MAX_EXPORTS]; /* by id, under reg_mu */
 static __thread struct shard *my_shard;
 
 static inline uint64_t ld(_Atomic uint64_t *p)
@@ -173,6 +174,20 @@ void stats_export_register(const struct export *ex, const char *name)
     pthread_mutex_lock(&reg_mu);
     init_locked();
     g_hash_table_insert(id_by_export, (gpointer)ex, GUINT_TO_POINTER(intern_locked(name) + 1));
+    pthread_mutex_unlock(&reg_mu);
+}
+
+void stats_peer_refused(const struct export *ex)
+{
+    gpointer v;
+
+    if (!stats_on) {
+        return;
+    }
+    pthread_mutex_lock(&reg_mu);
+    init_locked();
+    v = g_hash_table_lookup(id_by_export, ex);
+    refused_peers[v != NULL ? GPOINTER_TO_UINT(v) - 1 : intern_locked(ex->dir)]++;
     pthread_mutex_unlock(&reg_mu);
 }
 
@@ -403,6 +418,7 @@ struct stats_export *stats_read(size_t *n)
     out = g_new0(struct stats_export, names->len > 0 ? names->len : 1);
     for (guint id = 0; id < names->len; id++) {
         out[id].name = g_ptr_array_index(names, id);
+        out[id].refused_peers = refused_peers[id];
         for (struct shard *s = shards; s != NULL; s = s->next) {
             struct block *b = atomic_load_explicit(&s->by_export[id], memory_order_acquire);
 

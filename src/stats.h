@@ -57,6 +57,7 @@ struct stats_cell {
 
 struct stats_export {
     const char *name;
+    uint64_t refused_peers; /* connections refused by its peer lists */
     struct stats_cell types[T_NTYPES]; /* indexed by request type */
 };
 
@@ -94,6 +95,11 @@ bool stats_enabled(void);
 /* The name requests on ex count for (service.c registers every export it
  * serves; others count for their directory). */
 void stats_export_register(const struct export *ex, const char *name);
+
+/* A peer was refused by ex's allowed-peer-uids/-gids (peers.h), on the
+ * thread that accepts: counted for ex's name.  Takes the registry's mutex
+ * (refusals are not on any request's path). */
+void stats_peer_refused(const struct export *ex);
 
 /* On the connection's thread, when it is made and when it ends. */
 void stats_conn_open(struct stats_conn *sc, const struct export *ex, pid_t pid, uid_t uid);
