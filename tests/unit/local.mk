@@ -24,6 +24,12 @@ tests_unit_test_log_SOURCES = tests/unit/test-log.c
 tests_unit_test_log_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 tests_unit_test_log_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
 
+check_PROGRAMS += tests/unit/test-peers
+TESTS += tests/unit/test-peers
+tests_unit_test_peers_SOURCES = tests/unit/test-peers.c
+tests_unit_test_peers_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_peers_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
+
 check_PROGRAMS += tests/unit/test-tally
 TESTS += tests/unit/test-tally
 tests_unit_test_tally_SOURCES = tests/unit/test-tally.c

@@ -209,6 +209,113 @@ static void test_control_socket(void)
     g_assert_cmpstr(SETTINGS_DEFAULT_CONTROL_SOCKET, ==, "/run/virtfs-proxyd/control.sock");
 }
 
+static guint32 id_at(const GArray *ids, guint i)
+{
+    return g_array_index(ids, guint32, i);
+}
+
+/* allowed-peer-uids and allowed-peer-gids: lists of names or numbers,
+ * sorted and deduplicated; absent or empty means no list. */
+static void test_peer_lists(void)
+{
+    char *msg = NULL;
+    struct settings *set = load("[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n"
+                                "allowed-peer-uids = 1001, root ,daemon,1001,4294967294\n"
+                                "allowed-peer-gids = users\n"
+                                "[export y]\npath=/y\nsocket=/t\nuid=0\ngid=0\n"
+                                "allowed-peer-uids =\n"
+                                "[export z]\npath=/z\nsocket=/u\nuid=0\ngid=0\n"
+                                "allowed-peer-gids = 7\n",
+                                &msg);
+    const struct export_settings *x, *y, *z;
+
+    g_assert_null(msg);
+    g_assert_nonnull(set);
+    x = settings_find_export(set, "x");
+    y = settings_find_export(set, "y");
+    z = settings_find_export(set, "z");
+    g_assert_nonnull(x->allowed_uids);
+    g_assert_cmpuint(x->allowed_uids->len, ==, 4);
+    g_assert_cmpuint(id_at(x->allowed_uids, 0), ==, 0);  /* root */
+    g_assert_cmpuint(id_at(x->allowed_uids, 1), ==, 1);  /* daemon */
+    g_assert_cmpuint(id_at(x->allowed_uids, 2), ==, 1001);
+    g_assert_cmpuint(id_at(x->allowed_uids, 3), ==, 4294967294u);
+    g_assert_nonnull(x->allowed_gids);
+    g_assert_cmpuint(x->allowed_gids->len, ==, 1);
+    g_assert_cmpuint(id_at(x->allowed_gids, 0), ==, 100); /* users */
+    /* Empty: everyone, as absent. */
+    g_assert_null(y->allowed_uids);
+    g_assert_null(y->allowed_gids);
+    g_assert_null(z->allowed_uids);
+    g_assert_cmpuint(z->allowed_gids->len, ==, 1);
+    settings_free(set);
+
+    /* A name is looked up as a user or as a group, as the key says. */
+    {
+        GArray *ids = NULL;
+        GError *error = NULL;
+
+        g_assert_true(settings_parse_id_list("nogroup", true, &ids, &error));
+        g_assert_cmpuint(id_at(ids, 0), ==, 65534);
+        g_array_unref(ids);
+        g_assert_false(settings_parse_id_list("nogroup", false, &ids, &error));
+        g_assert_null(ids);
+        g_assert_nonnull(strstr(error->message, "'nogroup' is neither a number"));
+        g_assert_nonnull(strstr(error->message, "known user"));
+        g_clear_error(&error);
+        g_assert_true(settings_parse_id_list(" \t ", false, &ids, &error));
+        g_assert_null(ids);
+    }
+}
+
+/* Every bad list is refused naming the file, the group, the key and the
+ * token. */
+static void test_peer_lists_refused(void)
+{
+    static const struct {
+        const char *line;
+        const char *message_part;
+    } cases[] = {
+        {"allowed-peer-uids = 0,nosuchuser", "[export x] allowed-peer-uids: 'nosuchuser' is "
+                                             "neither a number from 0 to 4294967294 nor a known "
+                                             "user"},
+        {"allowed-peer-gids = nosuchgroup", "[export x] allowed-peer-gids: 'nosuchgroup' is "
+                                            "neither a number from 0 to 4294967294 nor a known "
+                                            "group"},
+        /* -1 means "unchanged" to the kernel: never an id. */
+        {"allowed-peer-uids = 4294967295", "'4294967295' is neither"},
+        {"allowed-peer-uids = -1", "'-1' is neither"},
+        {"allowed-peer-gids = 12x", "'12x' is neither"},
+        {"allowed-peer-uids = 1,,2", "allowed-peer-uids: entry 2 of '1,,2' is empty"},
+        {"allowed-peer-uids = 1,", "entry 2 of '1,' is empty"},
+        {"allowed-peer-gids = ,", "allowed-peer-gids: entry 1 of ',' is empty"},
+        {"allowed-peer-uid = 1", "unknown key 'allowed-peer-uid'"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strdup_printf(
+            "[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n%s\n", cases[i].line);
+        g_autofree char *msg = NULL;
+
+        g_assert_null(load(text, &msg));
+        g_assert_nonnull(msg);
+        if (strstr(msg, cases[i].message_part) == NULL) {
+            g_test_message("case %zu: '%s' does not say '%s'", i, msg, cases[i].message_part);
+            g_test_fail();
+        }
+        g_assert_nonnull(strstr(msg, "test.conf"));
+    }
+    /* In [daemon] the keys mean nothing: refused, not ignored. */
+    {
+        g_autofree char *msg = NULL;
+
+        g_assert_null(load("[daemon]\nallowed-peer-uids = 0\n"
+                           "[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n",
+                           &msg));
+        g_assert_nonnull(strstr(msg, "[daemon]: unknown key 'allowed-peer-uids'"));
+    }
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -220,6 +327,8 @@ int main(int argc, char **argv)
     g_test_add_func("/settings/refused", test_refused);
     g_test_add_func("/settings/lane-threads", test_lane_threads);
     g_test_add_func("/settings/control-socket", test_control_socket);
+    g_test_add_func("/settings/peer-lists", test_peer_lists);
+    g_test_add_func("/settings/peer-lists-refused", test_peer_lists_refused);
     ret = g_test_run();
     g_autofree char *file = g_build_filename(tmpdir, "test.conf", NULL);
     g_unlink(file);
