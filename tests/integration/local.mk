@@ -15,6 +15,7 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-reload \
 	tests/integration/test-upgrade \
 	tests/integration/test-limits \
+	tests/integration/test-peers \
 	tests/integration/test-sockdir \
 	tests/integration/test-exact \
 	tests/integration/test-control \
@@ -68,6 +69,11 @@ tests_integration_test_limits_SOURCES = tests/integration/test-limits.c
 tests_integration_test_limits_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_limits_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_limits_LDADD = $(VT_LDADD)
+
+tests_integration_test_peers_SOURCES = tests/integration/test-peers.c
+tests_integration_test_peers_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_peers_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_peers_LDADD = $(VT_LDADD)
 
 tests_integration_test_sockdir_SOURCES = tests/integration/test-sockdir.c
 tests_integration_test_sockdir_CPPFLAGS = $(VT_CPPFLAGS)
