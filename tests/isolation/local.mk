@@ -25,6 +25,7 @@ VI_TESTS = \
 	tests/isolation/test-lease \
 	tests/isolation/test-fds \
 	tests/isolation/test-limits \
+	tests/isolation/test-peers \
 	tests/isolation/test-memory \
 	tests/isolation/test-fair \
 	tests/isolation/test-hangfs \
@@ -57,6 +58,11 @@ tests_isolation_test_limits_SOURCES = tests/isolation/test-limits.c
 tests_isolation_test_limits_CPPFLAGS = $(VI_CPPFLAGS)
 tests_isolation_test_limits_CFLAGS = $(VI_CFLAGS)
 tests_isolation_test_limits_LDADD = $(VI_LDADD)
+
+tests_isolation_test_peers_SOURCES = tests/isolation/test-peers.c
+tests_isolation_test_peers_CPPFLAGS = $(VI_CPPFLAGS)
+tests_isolation_test_peers_CFLAGS = $(VI_CFLAGS)
+tests_isolation_test_peers_LDADD = $(VI_LDADD)
 
 tests_isolation_test_memory_SOURCES = tests/isolation/test-memory.c
 tests_isolation_test_memory_CPPFLAGS = $(VI_CPPFLAGS)
