@@ -2,8 +2,8 @@
  *
  * The listener owns the socket files and accepts; it checks that a peer is
  * one the socket's owner admits (root, the owner uid, or the group) and
- * hands every such peer to its handler, which decides the rest (limits,
- * which export).  Every operation on the socket files goes through
+ * hands every such peer to its handler, which decides the rest (the
+ * export's peer lists, limits, which export).  Every operation on the socket files goes through
  * descriptors of their directories, opened without following symlinks: the
  * socket's directory may be writable by QEMU's uid, which must not be able
  * to steer the daemon's chown or unlink elsewhere by renaming or planting
