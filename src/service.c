@@ -304,11 +304,11 @@ static struct served *commit(struct change *c)
         g_autofree char *uids = peers_list_text(want->allowed_uids);
         g_autofree char *gids = peers_list_text(want->allowed_gids);
 
+        /* Lists differ from the running ones: given, or changed by a reload. */
         log_info("export '%s': allowed-peer-uids %s, allowed-peer-gids %s%s", want->name, uids,
                  gids,
                  c->old != NULL ? " (for new connections; those made go on)"
-                 : peers_open(want->allowed_uids, want->allowed_gids) ? ""
-                                                                       : " (refusing others)");
+                                : " (refusing others)");
         set_ids(&s->allowed_uids, want->allowed_uids);
         set_ids(&s->allowed_gids, want->allowed_gids);
     }
