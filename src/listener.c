@@ -38,6 +38,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "peers.h"
 
 #define PRIVATE_PREFIX ".virtfs-proxyd."
 #define PRIVATE_SOCK "sock"
@@ -464,7 +465,9 @@ void listener_abandon(struct listener *l)
 static bool peer_allowed(const struct listener *l, int fd, struct ucred *cred)
 {
     socklen_t len = sizeof(*cred);
-    gid_t groups[256];
+    gid_t *groups = NULL;
+    size_t n = 0;
+    bool member = false;
 
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0) {
         return false;
@@ -472,15 +475,15 @@ static bool peer_allowed(const struct listener *l, int fd, struct ucred *cred)
     if (cred->uid == 0 || cred->uid == l->uid || cred->gid == l->gid) {
         return true;
     }
-    len = sizeof(groups);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
-        for (size_t i = 0; i < len / sizeof(gid_t); i++) {
-            if (groups[i] == l->gid) {
-                return true;
-            }
+    /* Every supplementary group, however many: the file mode lets a
+     * member of the socket's group in wherever the group sits. */
+    if (peers_groups(fd, &groups, &n) == 0) {
+        for (size_t i = 0; i < n && !member; i++) {
+            member = groups[i] == l->gid;
         }
+        g_free(groups);
     }
-    return false;
+    return member;
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,

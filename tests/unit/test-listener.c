@@ -7,6 +7,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <signal.h>
 #include <event2/event.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -15,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "listener.h"
@@ -140,11 +143,74 @@ static void test_directory_symlink_refused(void)
     g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
+/* Connects as uid 4321, gid 4321, with the groups 20000..20299: the
+ * socket's group 20299 comes 300th.  Exit 0 once connected. */
+static int connect_as_member(const char *sock)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    gid_t set[300];
+    int fd;
+
+    for (gid_t i = 0; i < G_N_ELEMENTS(set); i++) {
+        set[i] = 20000 + i;
+    }
+    if (setgroups(G_N_ELEMENTS(set), set) < 0 || setresgid(4321, 4321, 4321) < 0 ||
+        setresuid(4321, 4321, 4321) < 0) {
+        return 2;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        return 3;
+    }
+    /* Stay until the listener has asked for the groups. */
+    pause();
+    return 0;
+}
+
+/* The file mode lets a member of the socket's group in wherever the group
+ * sits among the peer's supplementary groups (once capped at 256). */
+static void test_group_member_admitted(void)
+{
+    g_autofree char *dir = NULL, *sock = NULL;
+    struct event_base *base;
+    struct listener *l;
+    pid_t pid;
+    int st;
+
+    if (geteuid() != 0) {
+        g_test_skip("needs root");
+        return;
+    }
+    peers = 0;
+    dir = g_dir_make_tmp("vp-listener.XXXXXX", NULL);
+    g_assert_cmpint(chmod(dir, 0755), ==, 0);
+    sock = g_build_filename(dir, "s.sock", NULL);
+    base = event_base_new();
+    l = listener_create(sock, 0, 20299);
+    g_assert_nonnull(l);
+    g_assert_cmpint(listener_start(l, base, on_peer, NULL), ==, 0);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        _exit(connect_as_member(sock));
+    }
+    run_loop_until(base, peer_seen, NULL);
+    g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+    g_assert_cmpint(waitpid(pid, &st, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(st));
+    g_assert_cmpint(peers, ==, 1);
+    listener_free(l);
+    event_base_free(base);
+    g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     log_setup(false, LOG_LEVEL_DEBUG);
     g_test_add_func("/listener/overflow-restores", test_overflow_restores);
     g_test_add_func("/listener/directory-symlink-refused", test_directory_symlink_refused);
+    g_test_add_func("/listener/group-member-admitted", test_group_member_admitted);
     return g_test_run();
 }
