@@ -20,6 +20,9 @@
  *   allow-devices = false
  *   readonly = false
  *   max-connections = 0
+ *   uid-map = 0:100000:65536          (idmap.h; none: ids as they are)
+ *   gid-map = 0:100000:65536
+ *   xattr-map = map security. user.virtfs.security.; ok *   (xattrmap.h)
  */
 #ifndef VP_SETTINGS_H
 #define VP_SETTINGS_H
@@ -30,6 +33,8 @@
 
 #include "log.h"
 
+struct policy;
+
 struct export_settings {
     char *name;
     char *path;
@@ -39,6 +44,11 @@ struct export_settings {
     bool allow_devices;
     bool readonly;
     unsigned int max_conns; /* this export's; 0: only the daemon's limit */
+    /* The maps as written (NULL: none), checked by settings_load; the
+     * export's policy (policy.h) is built from them. */
+    char *uid_map;
+    char *gid_map;
+    char *xattr_map;
 };
 
 struct settings {
@@ -71,6 +81,11 @@ void settings_free(struct settings *set);
 struct settings *settings_load(const char *file, GError **error);
 /* Parses a uid or gid given as a name or a number. */
 bool settings_parse_id(const char *text, bool is_group, unsigned long *id);
+/* Builds the policy (policy.h) of maps given as text (any may be NULL);
+ * NULL with *error naming the key (uid-map, gid-map, xattr-map) and the bad
+ * token, or NULL without an error when no map is given. */
+struct policy *settings_policy(const char *uid_map, const char *gid_map, const char *xattr_map,
+                               GError **error);
 const struct export_settings *settings_find_export(const struct settings *set, const char *name);
 
 #endif
