@@ -48,6 +48,9 @@ void policy_unref(struct policy *pol)
         idmap_free(pol->uid);
         idmap_free(pol->gid);
         xattrmap_free(pol->xattr);
+        g_free(pol->uid_text);
+        g_free(pol->gid_text);
+        g_free(pol->xattr_text);
         g_free(pol);
     }
 }

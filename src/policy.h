@@ -30,6 +30,9 @@ struct policy {
     struct idmap *uid;        /* NULL: uids pass through */
     struct idmap *gid;        /* NULL: gids pass through */
     struct xattrmap *xattr;   /* NULL: names pass through */
+    /* The maps as configured (NULL: none), so that a live upgrade can hand
+     * them on with a connection whose export a reload removed. */
+    char *uid_text, *gid_text, *xattr_text;
 };
 
 /* A policy owning the maps given (any may be NULL; all NULL gives NULL:

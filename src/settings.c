@@ -97,6 +97,7 @@ struct policy *settings_policy(const char *uid_map, const char *gid_map, const c
 {
     struct idmap *uid = NULL, *gid = NULL;
     struct xattrmap *xattr = NULL;
+    struct policy *pol;
     GError *local = NULL;
     const char *key = NULL;
 
@@ -114,7 +115,13 @@ struct policy *settings_policy(const char *uid_map, const char *gid_map, const c
         idmap_free(gid);
         return NULL;
     }
-    return policy_new(uid, gid, xattr);
+    pol = policy_new(uid, gid, xattr);
+    if (pol != NULL) {
+        pol->uid_text = g_strdup(uid_map);
+        pol->gid_text = g_strdup(gid_map);
+        pol->xattr_text = g_strdup(xattr_map);
+    }
+    return pol;
 }
 
 /* Reads one key of a group; reports a missing required key. */

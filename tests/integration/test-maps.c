@@ -314,6 +314,71 @@ static void test_reload(void)
     ASSERT_OWNER("after-bad", 300002, 200002);
 }
 
+/* Waits for expect in srv2's log after off bytes. */
+static bool log_wait(vt_server *s, size_t off, const char *expect)
+{
+    for (int i = 0; i < 2000; i++) {
+        g_autofree char *log = vt_read_file(s->log_path);
+
+        if (log != NULL && strlen(log) > off && strstr(log + off, expect) != NULL) {
+            return true;
+        }
+        g_usleep(10000);
+    }
+    g_test_message("no '%s' in %s", expect, s->log_path);
+    return false;
+}
+
+static size_t log_size(vt_server *s)
+{
+    g_autofree char *log = vt_read_file(s->log_path);
+
+    return log != NULL ? strlen(log) : 0;
+}
+
+/* A connection whose export a reload removed keeps its maps across a live
+ * upgrade (the new process rebuilds them from the handed-over state). */
+static void test_orphan_upgrade(void)
+{
+    vt_server *s2 = vt_server_new("maps-orphan");
+    g_autofree char *conf2 = g_build_filename(s2->workdir, "c.conf", NULL);
+    g_autofree char *sock2 = g_build_filename(s2->workdir, "o.sock", NULL);
+    g_autofree char *sock3 = g_build_filename(s2->workdir, "p.sock", NULL);
+    g_autofree char *one = g_strdup_printf(
+        "[daemon]\ncontrol-socket =\n[export o]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n"
+        "uid-map = 0:100000:2000\ngid-map = 0:200000:2000\n",
+        s2->export_dir, sock2);
+    g_autofree char *other = g_strdup_printf(
+        "[daemon]\ncontrol-socket =\n[export p]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n",
+        s2->outside_dir, sock3);
+    const char *args[] = {"--no-supervisor", "-c", conf2, NULL};
+    g_autofree char *made = g_build_filename(s2->export_dir, "after-upgrade", NULL);
+    pc_conn *c = NULL;
+    struct stat st = {0};
+    size_t off;
+
+    g_assert_true(g_file_set_contents(conf2, one, -1, NULL));
+    if (vt_server_start_args(s2, args, sock2) < 0 || pc_connect(sock2, VT_TIMEOUT_MS, &c) < 0) {
+        g_test_fail();
+        vt_server_free(s2);
+        return;
+    }
+    g_assert_true(g_file_set_contents(conf2, other, -1, NULL));
+    off = log_size(s2);
+    kill(s2->pid, SIGHUP);
+    g_assert_true(log_wait(s2, off, "export 'o' removed"));
+    off = log_size(s2);
+    kill(s2->pid, SIGUSR2);
+    g_assert_true(log_wait(s2, off, "took over 1 connections"));
+    vt_assert_rc(pc_mkdir(c, 3, 4, "//after-upgrade", 0755), 0);
+    g_assert_cmpint(lstat(made, &st), ==, 0);
+    g_assert_cmpuint(st.st_uid, ==, 100003);
+    g_assert_cmpuint(st.st_gid, ==, 200004);
+    vt_assert_rc(pc_mkdir(c, 5000, 0, "//unmapped", 0755), -EPERM);
+    pc_free(c);
+    vt_server_free(s2);
+}
+
 /* The single-export command line takes the same maps, refused the same. */
 static void test_command_line(void)
 {
@@ -354,6 +419,7 @@ int main(int argc, char **argv)
     g_test_add_func("/maps/acl", test_acl);
     g_test_add_func("/maps/xattr-names", test_xattr_names);
     g_test_add_func("/maps/reload", test_reload);
+    g_test_add_func("/maps/orphan-upgrade", test_orphan_upgrade);
     g_test_add_func("/maps/command-line", test_command_line);
     ret = g_test_run();
     pc_free(conn);
