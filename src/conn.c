@@ -717,6 +717,12 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
      * before anything (the lane identity included) is decided. */
     ret = policy_request(pol, &req, &pr);
     if (ret < 0) {
+        if (ret == -EPERM) {
+            log_guest(&c->log, LOG_LEVEL_INFO,
+                      "peer pid %d: %s refused (EPERM): an id or xattr name the export's "
+                      "maps do not cover",
+                      (int)c->peer_pid, op->name);
+        }
         proto_reply_error(rep, op->reply, ret);
         conn_send(c, rep->buf, rep->len, -1);
     } else {
