@@ -217,8 +217,8 @@ void service_conn_adopted(struct export *ex, uid_t uid)
 }
 
 /* The export's maps apply to requests that start from now on, on its
- * connections old and new; c->old_ex: a root being replaced, whose
- * connections go on with it. */
+ * connections old and new (c->old_ex: the root being replaced, which the
+ * connections made before go on with). */
 static void commit_policy(struct change *c, struct served *s)
 {
     if (c->maps == NULL) {
@@ -234,7 +234,6 @@ static void commit_policy(struct change *c, struct served *s)
             atomic_fetch_add(&c->policy->refs, 1);
         }
         policy_set(c->old_ex, c->policy);
-        ops_export_unref(c->old_ex);
     }
     policy_set(s->ex, c->policy);
     c->policy = NULL;
@@ -257,7 +256,7 @@ static struct served *commit(struct change *c)
         if (s->ex != NULL) {
             log_info("export '%s': now %s (connections made before keep %s)", want->name,
                      want->path, s->path);
-            c->old_ex = s->ex; /* dropped by commit_policy */
+            c->old_ex = s->ex; /* dropped at the end of commit */
         }
         s->ex = c->new_ex;
         stats_export_register(s->ex, want->name);
@@ -297,6 +296,9 @@ static struct served *commit(struct change *c)
     }
     s->max_conns = want->max_conns;
     commit_policy(c, s);
+    if (c->old_ex != NULL) {
+        ops_export_unref(c->old_ex);
+    }
     return s;
 }
 
