@@ -55,13 +55,10 @@ void policy_unref(struct policy *pol)
     }
 }
 
-struct policy *policy_get(struct export *ex)
+struct policy *policy_get_slow(struct export *ex)
 {
     struct policy *pol;
 
-    if (atomic_load_explicit(&ex->policy, memory_order_relaxed) == NULL) {
-        return NULL; /* the common case costs this test only */
-    }
     /* The lock orders "load and take a reference" against policy_set's
      * "swap and drop the export's reference": without it the last
      * reference could go between the load and the increment. */

@@ -20,10 +20,9 @@
 #include <stdint.h>
 
 #include "idmap.h"
+#include "ops.h"
 #include "proto.h"
 #include "xattrmap.h"
-
-struct export;
 
 struct policy {
     atomic_int refs;
@@ -40,9 +39,18 @@ struct policy {
 struct policy *policy_new(struct idmap *uid, struct idmap *gid, struct xattrmap *xattr);
 void policy_unref(struct policy *pol);
 
+struct policy *policy_get_slow(struct export *ex);
+
 /* The export's current policy with a reference for the caller, or NULL
- * (no maps: the caller does nothing more). */
-struct policy *policy_get(struct export *ex);
+ * (no maps: the caller does nothing more).  Inline, so that an export
+ * without maps costs one pointer test per request. */
+static inline struct policy *policy_get(struct export *ex)
+{
+    if (atomic_load_explicit(&ex->policy, memory_order_relaxed) == NULL) {
+        return NULL;
+    }
+    return policy_get_slow(ex);
+}
 /* Makes pol (may be NULL; the export takes the caller's reference) the
  * export's policy for requests that start from now on. */
 void policy_set(struct export *ex, struct policy *pol);
