@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,14 +28,19 @@ static vt_server *srv;
 static char *conf, *sock;
 static pc_conn *conn;
 
-static void write_conf(const char *uid_map)
+static void write_maps(const char *uid_map, const char *gid_map)
 {
     g_autofree char *text = g_strdup_printf(
         "[daemon]\ncontrol-socket =\n[export m]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n"
-        "uid-map = %s\ngid-map = 0:200000:2000, squash=299999\nxattr-map = %s\n",
-        srv->export_dir, sock, uid_map, RULES);
+        "uid-map = %s\ngid-map = %s\nxattr-map = %s\n",
+        srv->export_dir, sock, uid_map, gid_map, RULES);
 
     g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+}
+
+static void write_conf(const char *uid_map)
+{
+    write_maps(uid_map, "0:200000:2000, squash=299999");
 }
 
 static struct stat host_stat(const char *rel)
@@ -314,6 +320,70 @@ static void test_reload(void)
     ASSERT_OWNER("after-bad", 300002, 200002);
 }
 
+/* Reloads that swap the maps while other connections lstat without a
+ * pause: every reply is wholly one map's answer, never a uid from one and
+ * a gid from the other (each request holds the one policy it started with). */
+struct swap_reader {
+    pc_conn *c;
+    atomic_bool *stop;
+    unsigned int replies, torn, errors;
+};
+
+static gpointer swap_read(gpointer arg)
+{
+    struct swap_reader *r = arg;
+
+    while (!atomic_load(r->stop)) {
+        pc_proxy_stat st;
+
+        if (pc_lstat(r->c, "//swapped", &st) != 0) {
+            r->errors++;
+            continue;
+        }
+        r->replies++;
+        if (!((st.uid == 7 && st.gid == 8) || (st.uid == 6 && st.gid == 6))) {
+            if (r->torn++ == 0) {
+                g_test_message("torn reply: %u:%u", st.uid, st.gid);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_swap_under_load(void)
+{
+    g_autofree char *path = vt_host(srv, "swapped");
+    struct swap_reader readers[4];
+    GThread *threads[4];
+    atomic_bool stop = false;
+
+    vt_write_file(path, "x");
+    g_assert_cmpint(lchown(path, 100007, 200008), ==, 0);
+    write_maps("0:100000:2000", "0:200000:2000"); /* 7:8 */
+    g_assert_true(reload_and_wait("maps now"));
+    for (int i = 0; i < 4; i++) {
+        readers[i] = (struct swap_reader){.stop = &stop};
+        g_assert_cmpint(pc_connect(sock, VT_TIMEOUT_MS, &readers[i].c), ==, 0);
+        threads[i] = g_thread_new("swap", swap_read, &readers[i]);
+    }
+    for (int round = 0; round < 10; round++) {
+        write_maps("0:100001:2000", "0:200002:2000"); /* 7:8 shows as 6:6 */
+        g_assert_true(reload_and_wait("maps now"));
+        write_maps("0:100000:2000", "0:200000:2000"); /* 7:8 again */
+        g_assert_true(reload_and_wait("maps now"));
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 4; i++) {
+        g_thread_join(threads[i]);
+        g_test_message("reader %d: %u replies, %u torn, %u errors", i, readers[i].replies,
+                       readers[i].torn, readers[i].errors);
+        g_assert_cmpuint(readers[i].replies, >, 0);
+        g_assert_cmpuint(readers[i].torn, ==, 0);
+        g_assert_cmpuint(readers[i].errors, ==, 0);
+        pc_free(readers[i].c);
+    }
+}
+
 /* Waits for expect in srv2's log after off bytes. */
 static bool log_wait(vt_server *s, size_t off, const char *expect)
 {
@@ -419,6 +489,7 @@ int main(int argc, char **argv)
     g_test_add_func("/maps/acl", test_acl);
     g_test_add_func("/maps/xattr-names", test_xattr_names);
     g_test_add_func("/maps/reload", test_reload);
+    g_test_add_func("/maps/swap-under-load", test_swap_under_load);
     g_test_add_func("/maps/orphan-upgrade", test_orphan_upgrade);
     g_test_add_func("/maps/command-line", test_command_line);
     ret = g_test_run();
