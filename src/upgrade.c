@@ -6,7 +6,9 @@
  *   [socket N]   path, fd: a listening socket
  *   [conn N]     fd, socket (absent for -f or a removed export), export,
  *                readonly, allow-devices, uid-map, gid-map, xattr-map
- *                (each only if the export has it), peer-pid, peer-uid,
+ *                (each only if the export has it; after a crash the
+ *                supervisor, which has no map text, writes maps-unknown
+ *                instead), peer-pid, peer-uid,
  *                pending (base64 of the input received, not yet answered),
  *                slot, answering, reply-type, reply-len, reply-off (the
  *                progress slot, and the request whose reply is in out),
@@ -765,8 +767,17 @@ static int restore_maps(const char *group, struct export *ex)
     g_autofree char *gid = g_key_file_get_string(takeover.kf, group, "gid-map", NULL);
     g_autofree char *xattr = g_key_file_get_string(takeover.kf, group, "xattr-map", NULL);
     GError *error = NULL;
-    struct policy *pol = settings_policy(uid, gid, xattr, &error);
+    struct policy *pol;
 
+    if (uid == NULL && gid == NULL && xattr == NULL &&
+        g_key_file_get_boolean(takeover.kf, group, "maps-unknown", NULL)) {
+        /* From the supervisor, which keeps no map text: never unmapped. */
+        log_error("--takeover: %s: its export had id or xattr maps, removed by a reload "
+                  "since; they are lost with the crashed process",
+                  group);
+        return -EPERM;
+    }
+    pol = settings_policy(uid, gid, xattr, &error);
     if (error != NULL) {
         log_error("--takeover: %s: %s", group, error->message);
         g_error_free(error);
@@ -805,6 +816,11 @@ static struct export *conn_export(const char *group, struct export *single_ex, b
 
 static void close_taken(const struct taken_conn *t)
 {
+    /* A supervisor holds a copy of the connection too: without this the
+     * peer would never see the end of it. */
+    if (t->h.slot >= 0) {
+        registry_send(REG_CLOSED, (unsigned int)t->h.slot, NULL, -1);
+    }
     close(t->h.fd);
     for (size_t i = 0; i < t->h.n_out_fds; i++) {
         close(t->h.out_fds[i].fd);

@@ -449,6 +449,51 @@ static void test_orphan_upgrade(void)
     vt_server_free(s2);
 }
 
+/* The same after a crash: the supervisor keeps no map text, so the new
+ * serving process closes such a connection rather than serve it unmapped. */
+static void test_orphan_crash(void)
+{
+    vt_server *s2 = vt_server_new("maps-crash");
+    g_autofree char *conf2 = g_build_filename(s2->workdir, "c.conf", NULL);
+    g_autofree char *sock2 = g_build_filename(s2->workdir, "o.sock", NULL);
+    g_autofree char *sock3 = g_build_filename(s2->workdir, "p.sock", NULL);
+    g_autofree char *one = g_strdup_printf(
+        "[daemon]\ncontrol-socket =\n[export o]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n"
+        "uid-map = 0:100000:2000\n",
+        s2->export_dir, sock2);
+    g_autofree char *other = g_strdup_printf(
+        "[daemon]\ncontrol-socket =\n[export p]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n",
+        s2->outside_dir, sock3);
+    const char *args[] = {"-c", conf2, NULL};
+    g_autofree char *made = g_build_filename(s2->export_dir, "after-crash", NULL);
+    pc_conn *c = NULL;
+    pid_t serving;
+    size_t off;
+    int rc;
+
+    g_assert_true(g_file_set_contents(conf2, one, -1, NULL));
+    if (vt_server_start_args(s2, args, sock2) < 0 || pc_connect(sock2, VT_TIMEOUT_MS, &c) < 0) {
+        g_test_fail();
+        vt_server_free(s2);
+        return;
+    }
+    vt_assert_rc(pc_mkdir(c, 3, 4, "//before-crash", 0755), 0);
+    g_assert_true(g_file_set_contents(conf2, other, -1, NULL));
+    off = log_size(s2);
+    kill(s2->pid, SIGHUP);
+    g_assert_true(log_wait(s2, off, "export 'o' removed"));
+    serving = vt_serving_pid(s2);
+    g_assert_cmpint(serving, >, 0);
+    off = log_size(s2);
+    kill(serving, SIGKILL);
+    g_assert_true(log_wait(s2, off, "lost with the crashed process"));
+    rc = pc_mkdir(c, 3, 4, "//after-crash", 0755);
+    g_assert_true(rc == PC_ERR_EOF || rc == PC_ERR_IO);
+    g_assert_false(vt_exists(made));
+    pc_free(c);
+    vt_server_free(s2);
+}
+
 /* The single-export command line takes the same maps, refused the same. */
 static void test_command_line(void)
 {
@@ -491,6 +536,7 @@ int main(int argc, char **argv)
     g_test_add_func("/maps/reload", test_reload);
     g_test_add_func("/maps/swap-under-load", test_swap_under_load);
     g_test_add_func("/maps/orphan-upgrade", test_orphan_upgrade);
+    g_test_add_func("/maps/orphan-crash", test_orphan_crash);
     g_test_add_func("/maps/command-line", test_command_line);
     ret = g_test_run();
     pc_free(conn);
