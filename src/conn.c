@@ -52,6 +52,7 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "policy.h"
 #include "progress.h"
 #include "registry.h"
 #include "stats.h"
@@ -674,6 +675,9 @@ static void conn_test_poison(const struct proto_req *req)
 }
 #endif
 
+static void conn_run_as(struct conn *c, const struct proto_op *op, struct proto_req *req,
+                        const struct policy *pol, const struct policy_req *pr);
+
 /* Runs one complete, well-framed request.  The body is scratch space. */
 static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size)
 {
@@ -681,8 +685,8 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
     struct worker *w = conn_w(c);
     struct proto_reply *rep = w->rep;
     struct proto_req req;
-    uid_t uid;
-    gid_t gid;
+    struct policy_req pr;
+    struct policy *pol;
     int ret;
 
     c->cur_len = PROTO_HDR_SZ + size;
@@ -704,7 +708,42 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
 #ifdef VP_TEST_HOOKS
     conn_test_poison(&req);
 #endif
-    if ((op->flags & PROTO_GUEST_CREDS) && ops_lane_identity(&req, &uid, &gid)) {
+    pol = policy_get(c->ex);
+    if (pol == NULL) {
+        conn_run_as(c, op, &req, NULL, NULL);
+        return;
+    }
+    /* The export's maps: the guest's ids and names become the host's
+     * before anything (the lane identity included) is decided. */
+    ret = policy_request(pol, &req, &pr);
+    if (ret < 0) {
+        if (ret == -EPERM) {
+            log_guest(&c->log, LOG_LEVEL_INFO,
+                      "peer pid %d: %s refused (EPERM): an id or xattr name the export's "
+                      "maps do not cover",
+                      (int)c->peer_pid, op->name);
+        }
+        proto_reply_error(rep, op->reply, ret);
+        conn_send(c, rep->buf, rep->len, -1);
+    } else {
+        conn_run_as(c, op, &req, pol, &pr);
+    }
+    policy_unref(pol);
+}
+
+/* conn_run for a request in the host's terms; pol (NULL: none) rewrites
+ * the replies answered here for the guest.  Those sent to a lane need none:
+ * creations and the retries of what may block answer no ids or names. */
+static void conn_run_as(struct conn *c, const struct proto_op *op, struct proto_req *req,
+                        const struct policy *pol, const struct policy_req *pr)
+{
+    struct worker *w = conn_w(c);
+    struct proto_reply *rep = w->rep;
+    uid_t uid;
+    gid_t gid;
+    int ret;
+
+    if ((op->flags & PROTO_GUEST_CREDS) && ops_lane_identity(req, &uid, &gid)) {
         if (!conn_identity_allowed(c, uid, gid)) {
             log_guest(&c->log, LOG_LEVEL_WARNING,
                       "peer pid %d: more than %u identities on one connection; %s as %u:%u "
@@ -713,7 +752,7 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
                       (unsigned)gid);
             ret = -EPERM;
         } else {
-            ret = conn_to_lane(c, op, &req, uid, gid, false);
+            ret = conn_to_lane(c, op, req, uid, gid, false);
         }
         if (ret == 0) {
             return;
@@ -723,16 +762,18 @@ static void conn_run(struct conn *c, uint32_t type, uint8_t *body, uint32_t size
         return;
     }
     worker_op_begin(w, c);
-    ret = ops_execute(c->ex, &req, rep, OPS_NONBLOCK);
+    ret = ops_execute(c->ex, req, rep, OPS_NONBLOCK);
     worker_op_end(w);
     if (ret == -EWOULDBLOCK) {
         /* A lease break would have held this thread: finish the request
          * on a lane, as the daemon itself, while the others go on. */
-        ret = conn_to_lane(c, op, &req, 0, 0, true);
+        ret = conn_to_lane(c, op, req, 0, 0, true);
         if (ret == 0) {
             return;
         }
         proto_reply_error(rep, op->reply, ret);
+    } else if (pol != NULL) {
+        policy_reply(pol, pr, rep);
     }
     conn_send(c, rep->buf, rep->len, rep->fd);
 }

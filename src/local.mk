@@ -17,6 +17,9 @@ src_libvirtfsproxyd_a_SOURCES = \
 	src/listener.c src/listener.h \
 	src/log.c src/log.h \
 	src/ops.c src/ops.h \
+	src/idmap.c src/idmap.h \
+	src/xattrmap.c src/xattrmap.h \
+	src/policy.c src/policy.h \
 	src/progress.c src/progress.h \
 	src/proto.c src/proto.h \
 	src/registry.c src/registry.h \

@@ -38,6 +38,7 @@
 #include "upgrade.h"
 #include "log.h"
 #include "ops.h"
+#include "policy.h"
 #include "worker.h"
 
 #ifdef VP_TEST_HOOKS
@@ -63,6 +64,7 @@ struct options {
     /* --allowed-peer-uids/-gids (-s): NULL when not given or empty. */
     GArray *allowed_uids, *allowed_gids;
     bool peer_lists_given;
+    const char *uid_map, *gid_map, *xattr_map; /* NULL: not given */
     enum log_level log_level;
     unsigned long threads;
     /* Daemon settings; -1: not given.  Given ones override the file's
@@ -98,6 +100,9 @@ enum {
     OPT_SUPERVISED,
     OPT_ALLOWED_PEER_UIDS,
     OPT_ALLOWED_PEER_GIDS,
+    OPT_UID_MAP,
+    OPT_GID_MAP,
+    OPT_XATTR_MAP,
 };
 
 static const struct option long_options[] = {
@@ -113,6 +118,9 @@ static const struct option long_options[] = {
     {"readonly", no_argument, NULL, OPT_READONLY},
     {"allowed-peer-uids", required_argument, NULL, OPT_ALLOWED_PEER_UIDS},
     {"allowed-peer-gids", required_argument, NULL, OPT_ALLOWED_PEER_GIDS},
+    {"uid-map", required_argument, NULL, OPT_UID_MAP},
+    {"gid-map", required_argument, NULL, OPT_GID_MAP},
+    {"xattr-map", required_argument, NULL, OPT_XATTR_MAP},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
@@ -153,6 +161,14 @@ static void usage(FILE *out)
             "                          with -s: accept only peers whose primary or a\n"
             "                          supplementary group is in LIST; given both, a peer\n"
             "                          in either list is accepted\n"
+            "      --uid-map MAP       guest uids to host uids: GUEST:HOST:COUNT ranges and\n"
+            "                          squash=HOST, separated by commas; an unmapped id is\n"
+            "                          refused (EPERM), an unmapped host id shows as 65534\n"
+            "                          (default: ids pass through)\n"
+            "      --gid-map MAP       the same for gids\n"
+            "      --xattr-map RULES   xattr names: ok P, map GUEST-P HOST-P, hide P,\n"
+            "                          refuse P, separated by ';', first match wins\n"
+            "                          (default: names pass through; see virtfs-proxyd.conf(5))\n"
             "      --log-level LEVEL   error, warning, info (default) or debug\n"
             "      --threads N         I/O threads (default: half the CPUs, at least 1)\n"
             "      --max-connections N refuse connections beyond N (default 4096, 0: none)\n"
@@ -229,6 +245,17 @@ static void parse_id_list(const char *opt, const char *arg, bool is_group, GArra
     }
 }
 
+/* A bad map is a usage error, named with its option and token. */
+static void check_maps(const struct options *o)
+{
+    GError *error = NULL;
+
+    policy_unref(settings_policy(o->uid_map, o->gid_map, o->xattr_map, &error));
+    if (error != NULL) {
+        bad_usage("--%s", error->message);
+    }
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -290,6 +317,15 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_ALLOWED_PEER_GIDS:
             parse_id_list("--allowed-peer-gids", optarg, true, &o->allowed_gids);
             o->peer_lists_given = true;
+            break;
+        case OPT_UID_MAP:
+            o->uid_map = optarg;
+            break;
+        case OPT_GID_MAP:
+            o->gid_map = optarg;
+            break;
+        case OPT_XATTR_MAP:
+            o->xattr_map = optarg;
             break;
         case OPT_LOG_LEVEL:
             if (log_parse_level(optarg, &o->log_level) < 0) {
@@ -373,10 +409,12 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     if (o->config != NULL) {
         if (o->path != NULL || o->socket != NULL || o->fd >= 0 || o->uid >= 0 || o->gid >= 0 ||
-            o->allow_devices || o->readonly || o->peer_lists_given) {
+            o->allow_devices || o->readonly || o->peer_lists_given || o->uid_map != NULL ||
+            o->gid_map != NULL || o->xattr_map != NULL) {
             bad_usage("--config names the exports: -p, -s, -u, -g, -f, --allow-devices, "
-                      "--readonly, --allowed-peer-uids and --allowed-peer-gids go in the file "
-                      "(allowed-peer-uids and allowed-peer-gids in [export NAME])");
+                      "--readonly, the peer lists and the maps go in the file "
+                      "([export NAME] allowed-peer-uids, allowed-peer-gids, uid-map, gid-map, "
+                      "xattr-map)");
         }
         o->config = g_canonicalize_filename(o->config, NULL);
         return;
@@ -384,6 +422,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     if (o->path == NULL) {
         bad_usage("missing --path DIR: the directory to export");
     }
+    check_maps(o);
     if (o->socket != NULL && o->fd >= 0) {
         bad_usage("--socket and --fd exclude each other");
     }
@@ -957,6 +996,9 @@ static struct settings *settings_from_options(const struct options *o)
         e->readonly = o->readonly;
         e->allowed_uids = o->allowed_uids != NULL ? g_array_ref(o->allowed_uids) : NULL;
         e->allowed_gids = o->allowed_gids != NULL ? g_array_ref(o->allowed_gids) : NULL;
+        e->uid_map = g_strdup(o->uid_map);
+        e->gid_map = g_strdup(o->gid_map);
+        e->xattr_map = g_strdup(o->xattr_map);
         g_ptr_array_add(set->exports, e);
     }
     return set;
@@ -1045,6 +1087,7 @@ int main(int argc, char **argv)
         }
         atomic_store(&ex->allow_devices, o.allow_devices);
         atomic_store(&ex->readonly, o.readonly);
+        policy_set(ex, settings_policy(o.uid_map, o.gid_map, o.xattr_map, NULL));
         stats_export_register(ex, "default");
         snprintf(daemon_state.mode, sizeof(daemon_state.mode), "fd %ld (-f)", o.fd);
     } else {

@@ -50,6 +50,7 @@
 
 #include "log.h"
 #include "ops.h"
+#include "policy.h"
 #include "proto.h"
 
 /* Open flags the kernel knows; anything else is dropped, as open(2) would
@@ -90,6 +91,9 @@ int ops_export_open(struct export *ex, const char *dir)
     struct stat st;
     int fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
+    atomic_init(&ex->policy, NULL);
+    pthread_mutex_init(&ex->policy_lock, NULL);
+
     if (fd < 0) {
         int err = errno;
 
@@ -114,6 +118,8 @@ void ops_export_close(struct export *ex)
     free(ex->dir);
     ex->dir = NULL;
     ex->root_fd = -1;
+    policy_set(ex, NULL);
+    pthread_mutex_destroy(&ex->policy_lock);
 }
 
 struct export *ops_export_new(const char *dir)

@@ -2,11 +2,14 @@
 #ifndef VP_OPS_H
 #define VP_OPS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "proto.h"
+
+struct policy;
 
 struct export {
     char *dir;   /* as configured, for messages */
@@ -14,6 +17,10 @@ struct export {
     /* Options a reload may change while requests run. */
     atomic_bool allow_devices;
     atomic_bool readonly;
+    /* Id and xattr maps (policy.h), NULL without any: read with
+     * policy_get, replaced with policy_set under policy_lock. */
+    struct policy *_Atomic policy;
+    pthread_mutex_t policy_lock;
     /* Held by its owner and by each connection, so that an export removed
      * by a reload lives on until its last guest has gone. */
     atomic_int refs;

@@ -20,6 +20,10 @@
 #define PROTO_STAT_SZ 116u
 #define PROTO_STATFS_SZ 88u
 #define PROTO_MAX_ARGS 5
+/* Where a stat reply (PROTOCOL.md §4.1: dev, ino, nlink as u64, then mode,
+ * uid, gid as u32) keeps the owner's ids, from the frame's first byte. */
+#define PROTO_STAT_UID_OFF (PROTO_HDR_SZ + 3 * 8 + 4)
+#define PROTO_STAT_GID_OFF (PROTO_STAT_UID_OFF + 4)
 
 enum proto_type {
     T_SUCCESS = 0,

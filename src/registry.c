@@ -65,7 +65,8 @@ void registry_send(enum registry_kind kind, unsigned int slot, const char *socke
 }
 
 void registry_conn(unsigned int slot, int fd, const char *socket, const char *export,
-                   bool readonly, bool allow_devices, pid_t peer_pid, uid_t peer_uid)
+                   bool readonly, bool allow_devices, bool mapped, pid_t peer_pid,
+                   uid_t peer_uid)
 {
     struct registry_msg m = {
         .kind = REG_CONN,
@@ -74,6 +75,7 @@ void registry_conn(unsigned int slot, int fd, const char *socket, const char *ex
         .uid = (uint32_t)peer_uid,
         .readonly = readonly,
         .allow_devices = allow_devices,
+        .mapped = mapped,
     };
 
     if (reg_fd < 0) {

@@ -32,7 +32,9 @@ struct registry_msg {
     uint32_t slot;
     int32_t pid; /* HELLO: the sender; CONN: the peer */
     uint32_t uid; /* CONN: the peer */
-    uint8_t readonly, allow_devices, pad[2];
+    uint8_t readonly, allow_devices;
+    uint8_t mapped; /* CONN: the export had id or xattr maps (policy.h) */
+    uint8_t pad;
     char socket[REGISTRY_SOCKET_MAX];  /* "" for -f's connection */
     char export[REGISTRY_EXPORT_MAX];  /* CONN: the export's directory */
 };
@@ -44,7 +46,8 @@ bool registry_active(void);
 int registry_fd(void);
 void registry_send(enum registry_kind kind, unsigned int slot, const char *socket, int fd);
 void registry_conn(unsigned int slot, int fd, const char *socket, const char *export,
-                   bool readonly, bool allow_devices, pid_t peer_pid, uid_t peer_uid);
+                   bool readonly, bool allow_devices, bool mapped, pid_t peer_pid,
+                   uid_t peer_uid);
 
 /* Supervisor: one message (returns its length, 0 at the end, -errno);
  * *fd is the descriptor it carried, or -1. */

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "ops.h"
 #include "peers.h"
+#include "policy.h"
 #include "registry.h"
 #include "sdactivate.h"
 #include "service.h"
@@ -31,6 +32,7 @@ struct served {
      * the settings they came from.  Read and replaced on the main thread
      * only (accepts and reloads both run there). */
     GArray *allowed_uids, *allowed_gids;
+    char *maps;             /* uid, gid and xattr maps as configured, for changes */
     struct export *ex;
     struct listener *listener;
     struct log_limit log; /* refused peers */
@@ -43,6 +45,9 @@ struct change {
     const struct export_settings *want;
     struct export *new_ex;          /* the path is new */
     struct listener *new_listener;  /* the socket is new */
+    struct policy *policy;          /* the maps, NULL for none */
+    char *maps;                     /* non-NULL: the maps are new */
+    struct export *old_ex;          /* commit: the root new_ex replaces */
 };
 
 static GPtrArray *running; /* struct served */
@@ -85,6 +90,7 @@ static void served_free(gpointer p)
     g_free(s->socket);
     set_ids(&s->allowed_uids, NULL);
     set_ids(&s->allowed_gids, NULL);
+    g_free(s->maps);
     g_free(s);
 }
 
@@ -109,7 +115,39 @@ static void undo(GArray *changes)
         if (c->new_ex != NULL) {
             ops_export_unref(c->new_ex);
         }
+        policy_unref(c->policy);
+        g_free(c->maps);
     }
+}
+
+/* The maps of want in one string, to see whether a reload changes them. */
+static char *maps_text(const struct export_settings *want)
+{
+    return g_strdup_printf("uid-map=%s gid-map=%s xattr-map=%s",
+                           want->uid_map != NULL ? want->uid_map : "(none)",
+                           want->gid_map != NULL ? want->gid_map : "(none)",
+                           want->xattr_map != NULL ? want->xattr_map : "(none)");
+}
+
+/* Builds the export's policy when its maps are new or changed, or its root
+ * is (a new root starts without one). */
+static int plan_policy(struct change *c)
+{
+    g_autofree char *maps = maps_text(c->want);
+    GError *error = NULL;
+
+    if (c->old != NULL && c->new_ex == NULL && strcmp(c->old->maps, maps) == 0) {
+        return 0;
+    }
+    c->policy = settings_policy(c->want->uid_map, c->want->gid_map, c->want->xattr_map, &error);
+    if (error != NULL) {
+        /* settings_load checked them: only memory could be missing */
+        log_error("export '%s': %s", c->want->name, error->message);
+        g_error_free(error);
+        return -EINVAL;
+    }
+    c->maps = g_steal_pointer(&maps);
+    return 0;
 }
 
 /* Opens every new export root and socket the settings ask for. */
@@ -124,6 +162,10 @@ static int plan(const struct settings *set, GArray *changes)
             if (c.new_ex == NULL) {
                 return -EINVAL;
             }
+        }
+        if (plan_policy(&c) < 0) {
+            g_array_append_val(changes, c); /* for undo() */
+            return -EINVAL;
         }
         if (c.old == NULL || strcmp(c.old->socket, want->socket) != 0) {
             gpointer path, fd;
@@ -245,6 +287,31 @@ void service_conn_adopted(struct export *ex, uid_t uid)
     tally_add(NULL, ex, uid); /* its export is no longer configured */
 }
 
+/* The export's maps apply to requests that start from now on, on its
+ * connections old and new (c->old_ex: the root being replaced, which the
+ * connections made before go on with). */
+static void commit_policy(struct change *c, struct served *s)
+{
+    if (c->maps == NULL) {
+        return;
+    }
+    if (c->old != NULL && strcmp(s->maps, c->maps) != 0) {
+        log_info("export '%s': maps now %s", s->name, c->maps);
+    } else if (c->old == NULL && c->policy != NULL) {
+        log_info("export '%s': %s", s->name, c->maps);
+    }
+    if (c->old_ex != NULL) {
+        if (c->policy != NULL) {
+            atomic_fetch_add(&c->policy->refs, 1);
+        }
+        policy_set(c->old_ex, c->policy);
+    }
+    policy_set(s->ex, c->policy);
+    c->policy = NULL;
+    g_free(s->maps);
+    s->maps = g_steal_pointer(&c->maps);
+}
+
 /* Applies one planned change; nothing here can fail but a chown. */
 static struct served *commit(struct change *c)
 {
@@ -260,7 +327,7 @@ static struct served *commit(struct change *c)
         if (s->ex != NULL) {
             log_info("export '%s': now %s (connections made before keep %s)", want->name,
                      want->path, s->path);
-            ops_export_unref(s->ex);
+            c->old_ex = s->ex; /* dropped at the end of commit */
         }
         s->ex = c->new_ex;
         stats_export_register(s->ex, want->name);
@@ -311,6 +378,10 @@ static struct served *commit(struct change *c)
                                 : " (refusing others)");
         set_ids(&s->allowed_uids, want->allowed_uids);
         set_ids(&s->allowed_gids, want->allowed_gids);
+    }
+    commit_policy(c, s);
+    if (c->old_ex != NULL) {
+        ops_export_unref(c->old_ex);
     }
     return s;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy.h"
 #include "settings.h"
 
 #define EXPORT_PREFIX "export "
@@ -26,6 +27,9 @@ static void export_settings_free(gpointer p)
     if (e->allowed_gids != NULL) {
         g_array_unref(e->allowed_gids);
     }
+    g_free(e->uid_map);
+    g_free(e->gid_map);
+    g_free(e->xattr_map);
     g_free(e);
 }
 
@@ -143,6 +147,38 @@ const struct export_settings *settings_find_export(const struct settings *set, c
         }
     }
     return NULL;
+}
+
+struct policy *settings_policy(const char *uid_map, const char *gid_map, const char *xattr_map,
+                               GError **error)
+{
+    struct idmap *uid = NULL, *gid = NULL;
+    struct xattrmap *xattr = NULL;
+    struct policy *pol;
+    GError *local = NULL;
+    const char *key = NULL;
+
+    if (uid_map != NULL && (uid = idmap_parse(uid_map, &local)) == NULL) {
+        key = "uid-map";
+    } else if (gid_map != NULL && (gid = idmap_parse(gid_map, &local)) == NULL) {
+        key = "gid-map";
+    } else if (xattr_map != NULL && (xattr = xattrmap_parse(xattr_map, &local)) == NULL) {
+        key = "xattr-map";
+    }
+    if (key != NULL) {
+        g_set_error(error, local->domain, local->code, "%s: %s", key, local->message);
+        g_error_free(local);
+        idmap_free(uid);
+        idmap_free(gid);
+        return NULL;
+    }
+    pol = policy_new(uid, gid, xattr);
+    if (pol != NULL) {
+        pol->uid_text = g_strdup(uid_map);
+        pol->gid_text = g_strdup(gid_map);
+        pol->xattr_text = g_strdup(xattr_map);
+    }
+    return pol;
 }
 
 /* Reads one key of a group; reports a missing required key. */
@@ -277,13 +313,28 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
     return true;
 }
 
+/* The maps are parsed here only to be checked: a bad one refuses the
+ * file; service.c builds the export's own policy from the same text. */
+static bool check_maps(const struct export_settings *e, const char *group, GError **error)
+{
+    GError *local = NULL;
+    struct policy *pol = settings_policy(e->uid_map, e->gid_map, e->xattr_map, &local);
+
+    if (local != NULL) {
+        g_set_error(error, local->domain, local->code, "[%s] %s", group, local->message);
+        g_error_free(local);
+        return false;
+    }
+    policy_unref(pol);
+    return true;
+}
+
 static bool load_export(GKeyFile *kf, const char *group, struct settings *set, GError **error)
 {
-    static const char *const known[] = {"path",          "socket",
-                                        "uid",           "gid",
-                                        "allow-devices", "readonly",
-                                        "max-connections", "allowed-peer-uids",
-                                        "allowed-peer-gids", NULL};
+    static const char *const known[] = {
+        "path",          "socket",   "uid",     "gid",     "allow-devices",
+        "readonly",      "max-connections",      "allowed-peer-uids",
+        "allowed-peer-gids", "uid-map", "gid-map", "xattr-map", NULL};
     struct export_settings *e = g_new0(struct export_settings, 1);
     g_autofree char *uid = NULL, *gid = NULL;
     unsigned long id;
@@ -330,6 +381,12 @@ static bool load_export(GKeyFile *kf, const char *group, struct settings *set, G
         return false;
     }
     e->gid = (gid_t)id;
+    e->uid_map = get_string(kf, group, "uid-map", false, NULL);
+    e->gid_map = get_string(kf, group, "gid-map", false, NULL);
+    e->xattr_map = get_string(kf, group, "xattr-map", false, NULL);
+    if (!check_maps(e, group, error)) {
+        return false;
+    }
     for (guint i = 0; i + 1 < set->exports->len; i++) {
         const struct export_settings *other = g_ptr_array_index(set->exports, i);
 

@@ -22,6 +22,9 @@
  *   max-connections = 0
  *   allowed-peer-uids = qemu-a, 1001
  *   allowed-peer-gids = tenant-a
+ *   uid-map = 0:100000:65536          (idmap.h; none: ids as they are)
+ *   gid-map = 0:100000:65536
+ *   xattr-map = map security. user.virtfs.security.; ok *   (xattrmap.h)
  */
 #ifndef VP_SETTINGS_H
 #define VP_SETTINGS_H
@@ -31,6 +34,8 @@
 #include <sys/types.h>
 
 #include "log.h"
+
+struct policy;
 
 struct export_settings {
     char *name;
@@ -45,6 +50,11 @@ struct export_settings {
      * NULL: the key is absent or empty. */
     GArray *allowed_uids;
     GArray *allowed_gids;
+    /* The maps as written (NULL: none), checked by settings_load; the
+     * export's policy (policy.h) is built from them. */
+    char *uid_map;
+    char *gid_map;
+    char *xattr_map;
 };
 
 struct settings {
@@ -83,6 +93,11 @@ bool settings_parse_id(const char *text, bool is_group, unsigned long *id);
  * without duplicates.  Returns false with *error naming the token at fault
  * (the caller adds where the list came from). */
 bool settings_parse_id_list(const char *text, bool is_group, GArray **ids, GError **error);
+/* Builds the policy (policy.h) of maps given as text (any may be NULL);
+ * NULL with *error naming the key (uid-map, gid-map, xattr-map) and the bad
+ * token, or NULL without an error when no map is given. */
+struct policy *settings_policy(const char *uid_map, const char *gid_map, const char *xattr_map,
+                               GError **error);
 const struct export_settings *settings_find_export(const struct settings *set, const char *name);
 
 #endif

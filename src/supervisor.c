@@ -54,6 +54,7 @@ struct held_conn {
     char *socket; /* NULL: -f's */
     char *export;
     bool readonly, allow_devices;
+    bool mapped; /* its export had maps, which only the serving process knows */
     unsigned int crashes;  /* in a row with the same request running */
     uint64_t served_after; /* its count of answers if none came since */
     uint32_t request_hash; /* of the request running at the last crash */
@@ -206,6 +207,7 @@ static void on_registry_msg(const struct registry_msg *m, int fd)
             h->export = g_strdup(m->export);
             h->readonly = m->readonly;
             h->allow_devices = m->allow_devices;
+            h->mapped = m->mapped;
             fd = -1;
         }
         break;
@@ -312,6 +314,9 @@ static int write_state(GArray *fds, int ack_fd)
         g_key_file_set_string(kf, group, "export", h->export);
         g_key_file_set_boolean(kf, group, "readonly", h->readonly);
         g_key_file_set_boolean(kf, group, "allow-devices", h->allow_devices);
+        if (h->mapped) {
+            g_key_file_set_boolean(kf, group, "maps-unknown", TRUE);
+        }
         g_key_file_set_integer(kf, group, "peer-pid", (int)h->peer_pid);
         g_key_file_set_uint64(kf, group, "peer-uid", h->peer_uid);
         g_key_file_set_integer(kf, group, "slot", (int)i);

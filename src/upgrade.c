@@ -5,7 +5,10 @@
  *   [upgrade]    ack-fd: the pipe the new process reports on (below)
  *   [socket N]   path, fd: a listening socket
  *   [conn N]     fd, socket (absent for -f or a removed export), export,
- *                readonly, allow-devices, peer-pid, peer-uid,
+ *                readonly, allow-devices, uid-map, gid-map, xattr-map
+ *                (each only if the export has it; after a crash the
+ *                supervisor, which has no map text, writes maps-unknown
+ *                instead), peer-pid, peer-uid,
  *                pending (base64 of the input received, not yet answered),
  *                slot, answering, reply-type, reply-len, reply-off (the
  *                progress slot, and the request whose reply is in out),
@@ -60,9 +63,11 @@
 #include "conn.h"
 #include "log.h"
 #include "ops.h"
+#include "policy.h"
 #include "progress.h"
 #include "registry.h"
 #include "service.h"
+#include "settings.h"
 #include "upgrade.h"
 #include "worker.h"
 
@@ -213,6 +218,27 @@ static void add_socket(const char *socket, int fd, void *arg)
     g_array_append_val(st->fds, fd);
 }
 
+/* The maps of a connection's export, which the new process needs if that
+ * export is no longer configured (an "orphan", below). */
+static void save_maps(GKeyFile *kf, const char *group, struct export *ex)
+{
+    struct policy *pol = policy_get(ex);
+
+    if (pol == NULL) {
+        return;
+    }
+    if (pol->uid_text != NULL) {
+        g_key_file_set_string(kf, group, "uid-map", pol->uid_text);
+    }
+    if (pol->gid_text != NULL) {
+        g_key_file_set_string(kf, group, "gid-map", pol->gid_text);
+    }
+    if (pol->xattr_text != NULL) {
+        g_key_file_set_string(kf, group, "xattr-map", pol->xattr_text);
+    }
+    policy_unref(pol);
+}
+
 static void add_conn(struct conn *c, void *arg)
 {
     struct state *st = arg;
@@ -238,6 +264,7 @@ static void add_conn(struct conn *c, void *arg)
     g_key_file_set_string(st->kf, group, "export", h.ex->dir);
     g_key_file_set_boolean(st->kf, group, "readonly", atomic_load(&h.ex->readonly));
     g_key_file_set_boolean(st->kf, group, "allow-devices", atomic_load(&h.ex->allow_devices));
+    save_maps(st->kf, group, h.ex);
     g_key_file_set_integer(st->kf, group, "peer-pid", (int)h.peer_pid);
     g_key_file_set_uint64(st->kf, group, "peer-uid", h.peer_uid);
     g_key_file_set_string(st->kf, group, "pending", pending);
@@ -733,6 +760,33 @@ int upgrade_takeover_commit(void)
     return 0;
 }
 
+/* An orphan goes on with its maps, or not at all: never unmapped. */
+static int restore_maps(const char *group, struct export *ex)
+{
+    g_autofree char *uid = g_key_file_get_string(takeover.kf, group, "uid-map", NULL);
+    g_autofree char *gid = g_key_file_get_string(takeover.kf, group, "gid-map", NULL);
+    g_autofree char *xattr = g_key_file_get_string(takeover.kf, group, "xattr-map", NULL);
+    GError *error = NULL;
+    struct policy *pol;
+
+    if (uid == NULL && gid == NULL && xattr == NULL &&
+        g_key_file_get_boolean(takeover.kf, group, "maps-unknown", NULL)) {
+        /* From the supervisor, which keeps no map text: never unmapped. */
+        log_error("--takeover: %s: its export had id or xattr maps, removed by a reload "
+                  "since; they are lost with the crashed process",
+                  group);
+        return -EPERM;
+    }
+    pol = settings_policy(uid, gid, xattr, &error);
+    if (error != NULL) {
+        log_error("--takeover: %s: %s", group, error->message);
+        g_error_free(error);
+        return -EINVAL;
+    }
+    policy_set(ex, pol);
+    return 0;
+}
+
 /* The export a handed-over connection goes on with: the one now served on
  * its socket, -f's, or (its export was removed by a reload) its own again. */
 static struct export *conn_export(const char *group, struct export *single_ex, bool *orphan)
@@ -746,6 +800,10 @@ static struct export *conn_export(const char *group, struct export *single_ex, b
         return ex;
     }
     ex = ops_export_new(dir);
+    if (ex != NULL && restore_maps(group, ex) < 0) {
+        ops_export_unref(ex);
+        return NULL;
+    }
     if (ex != NULL) {
         atomic_store(&ex->readonly,
                      g_key_file_get_boolean(takeover.kf, group, "readonly", NULL));
@@ -758,6 +816,11 @@ static struct export *conn_export(const char *group, struct export *single_ex, b
 
 static void close_taken(const struct taken_conn *t)
 {
+    /* A supervisor holds a copy of the connection too: without this the
+     * peer would never see the end of it. */
+    if (t->h.slot >= 0) {
+        registry_send(REG_CLOSED, (unsigned int)t->h.slot, NULL, -1);
+    }
     close(t->h.fd);
     for (size_t i = 0; i < t->h.n_out_fds; i++) {
         close(t->h.out_fds[i].fd);

@@ -669,7 +669,8 @@ void workers_assign(int fd, struct export *ex, const struct ucred *peer, const c
     /* Registered before a byte is read: from here on a crash of this
      * process does not lose the connection (under a supervisor). */
     registry_conn((unsigned int)slot, fd, socket, ex->dir, atomic_load(&ex->readonly),
-                  atomic_load(&ex->allow_devices), peer->pid, peer->uid);
+                  atomic_load(&ex->allow_devices), atomic_load(&ex->policy) != NULL, peer->pid,
+                  peer->uid);
     h->fd = fd;
     h->ex = ex;
     h->peer = *peer;

@@ -67,6 +67,9 @@ static const char INNER_DATA[] = "inner";
 static const char USER_DATA[] = "written by uid 1000";
 
 static int n_failed;
+/* verify: the export's uid-map and gid-map shift every guest id by this
+ * much on the host (0: no map; the idmap phase). */
+static unsigned int id_shift;
 
 /* ---- results -------------------------------------------------------- */
 
@@ -742,21 +745,24 @@ static void verify_contents(void)
     CHECK("host_user_data", file_is("userdir/user1000.txt", USER_DATA), "user file contents");
 }
 
+/* A guest id as the host sees it (id_shift). */
+#define HOST_ID(id) ((id) + id_shift)
+
 static void verify_owners(void)
 {
     char why[600];
 
-    CHECK("host_owner_root", owner_mode_is("big.bin", 0, 0, S_IFREG, 0644, why, sizeof(why)),
+    CHECK("host_owner_root", owner_mode_is("big.bin", HOST_ID(0), HOST_ID(0), S_IFREG, 0644, why, sizeof(why)),
           "%s", why);
-    CHECK("host_mkdir", owner_mode_is("d1", 0, 0, S_IFDIR, 0750, why, sizeof(why)), "%s", why);
-    CHECK("host_chmod", owner_mode_is("mode.txt", 0, 0, S_IFREG, 0640, why, sizeof(why)),
+    CHECK("host_mkdir", owner_mode_is("d1", HOST_ID(0), HOST_ID(0), S_IFDIR, 0750, why, sizeof(why)), "%s", why);
+    CHECK("host_chmod", owner_mode_is("mode.txt", HOST_ID(0), HOST_ID(0), S_IFREG, 0640, why, sizeof(why)),
           "%s", why);
-    CHECK("host_chown", owner_mode_is("owned.txt", CHOWN_UID, CHOWN_GID, S_IFREG, 0644, why,
+    CHECK("host_chown", owner_mode_is("owned.txt", HOST_ID(CHOWN_UID), HOST_ID(CHOWN_GID), S_IFREG, 0644, why,
           sizeof(why)), "%s", why);
-    CHECK("host_fifo", owner_mode_is("fifo", 0, 0, S_IFIFO, 0600, why, sizeof(why)), "%s", why);
-    CHECK("host_nonroot_file", owner_mode_is("userdir/user1000.txt", USER_ID, USER_ID, S_IFREG,
+    CHECK("host_fifo", owner_mode_is("fifo", HOST_ID(0), HOST_ID(0), S_IFIFO, 0600, why, sizeof(why)), "%s", why);
+    CHECK("host_nonroot_file", owner_mode_is("userdir/user1000.txt", HOST_ID(USER_ID), HOST_ID(USER_ID), S_IFREG,
           0644, why, sizeof(why)), "%s", why);
-    CHECK("host_nonroot_dir", owner_mode_is("userdir/ud1000", USER_ID, USER_ID, S_IFDIR, 0755,
+    CHECK("host_nonroot_dir", owner_mode_is("userdir/ud1000", HOST_ID(USER_ID), HOST_ID(USER_ID), S_IFDIR, 0755,
           why, sizeof(why)), "%s", why);
 }
 
@@ -1145,7 +1151,8 @@ int main(int argc, char **argv)
         guest_finish(argv[2], NULL);
         return rc;
     }
-    if (argc == 3 && strcmp(argv[1], "verify") == 0) {
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "verify") == 0) {
+        id_shift = argc == 4 ? (unsigned int)strtoul(argv[3], NULL, 10) : 0;
         return run_verify(argv[2]);
     }
     if ((argc == 5 || argc == 7) && strcmp(argv[1], "loop") == 0 && atof(argv[4]) > 0) {
@@ -1156,7 +1163,7 @@ int main(int argc, char **argv)
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "verify-loop") == 0) {
         return run_verify_loop(argv[2], argc == 4 ? argv[3] : NULL);
     }
-    fprintf(stderr, "usage: %s guest MOUNT DIR | verify DIR | loop MOUNT DIR SECS [MOUNT2 DIR2]"
+    fprintf(stderr, "usage: %s guest MOUNT DIR | verify DIR [ID_SHIFT] | loop MOUNT DIR SECS [MOUNT2 DIR2]"
             " | verify-loop DIR [DIR2]\n", argv[0]);
     return 2;
 }

@@ -7,6 +7,10 @@
 #   one    one guest, socket=PATH, cache=none
 #   fd     one guest, sock_fd=N, server started with -f N on a socket pair
 #   loose  one guest, socket=PATH, cache=loose
+#   idmap  one guest, socket=PATH, on an export with uid-map, gid-map and the
+#          multi-tenant xattr-map (virtfs-proxyd only): the usual workload
+#          (files made as guest uid 0 and 1000, chown, ACL-free xattrs) must
+#          pass in the guest, and on the host every id is the guest's + 100000
 #   multi  4 guests at once on ONE socket path of ONE server (virtfs-proxyd only)
 #   upgrade  live upgrades and reloads under load (virtfs-proxyd only): a server
 #          started with -c serves 2 looping guests on one socket (one of them
@@ -35,7 +39,7 @@
 #   VIRTFS_PROXYD, REFERENCE_HELPER   their paths (set by make check)
 #   E2E_ACCEL=kvm|tcg           skip the KVM trial boot
 #   E2E_GUEST_TIMEOUT=SEC       per-guest bound (default 60 under TCG, 30 under KVM)
-#   E2E_PHASES="one fd loose multi upgrade service crash"   run a subset
+#   E2E_PHASES="one fd loose idmap multi upgrade service crash"   run a subset
 #   E2E_UPGRADE_ROUNDS=N        upgrade: rounds of live upgrades (default 3)
 #   E2E_UPGRADE_GAP=SEC         upgrade: seconds between rounds (default 3)
 #   E2E_UPGRADE_TIMEOUT=SEC     upgrade: per-guest bound (default 100)
@@ -168,10 +172,12 @@ wait_socket() {
     return 1
 }
 
-# start_server NAME SOCKET: sets server_pid; fails if no socket appears.
+# start_server NAME SOCKET [OPTIONS...]: sets server_pid; fails if no socket
+# appears.
 start_server() {
     local name=$1 sock=$2
-    "$server_bin" -n -p "$work/export" -s "$sock" -u 0 -g 0 \
+    shift 2
+    "$server_bin" -n -p "$work/export" -s "$sock" -u 0 -g 0 "$@" \
         </dev/null >"$work/$name.server.log" 2>&1 &
     server_pid=$!
     server_pids+=("$server_pid")
@@ -250,6 +256,25 @@ phase_socket() {
     boot "$name" "e2e.cache=$cache" --socket "$sock"
     finish_guest "$name" "${guest_pids[-1]}"
     stop_server "$name" "$server_pid"
+}
+
+# phase_idmap: one guest on a mapped export; the host checks the mapped ids.
+readonly IDMAP_SHIFT=100000
+phase_idmap() {
+    local sock=$work/idmap.sock
+    if [[ $SERVER != proxyd ]]; then
+        tap SKIP "idmap: guest on a mapped export" "the reference helper has no id maps"
+        return
+    fi
+    start_server idmap "$sock" --uid-map "0:$IDMAP_SHIFT:65536" --gid-map "0:$IDMAP_SHIFT:65536" \
+        --xattr-map "map security. user.virtfs.security.; map trusted. user.virtfs.trusted.; hide user.virtfs.; ok user.; ok system.posix_acl_; refuse *" ||
+        { tap FAIL "idmap: server listens on $sock"; show_logs "$work/idmap.server.log"; return; }
+    # the guest's directory, made on the host, belongs to the guest's root
+    mkdir -p "$work/export/idmap"
+    chown "$IDMAP_SHIFT:$IDMAP_SHIFT" "$work/export/idmap"
+    boot idmap e2e.cache=none --socket "$sock"
+    finish_guest idmap "${guest_pids[-1]}" verify "$work/export/idmap" "$IDMAP_SHIFT"
+    stop_server idmap "$server_pid"
 }
 
 # phase_fd: the server gets one end of a socket pair (-f 3), QEMU the other.
@@ -1205,11 +1230,12 @@ main() {
     chmod 0755 "$work" "$work/export"
     choose_accel
 
-    for phase in ${E2E_PHASES:-one fd loose multi upgrade service crash}; do
+    for phase in ${E2E_PHASES:-one fd loose idmap multi upgrade service crash}; do
         case $phase in
             one) phase_socket one none ;;
             fd) phase_fd ;;
             loose) phase_socket loose loose ;;
+            idmap) phase_idmap ;;
             multi) phase_multi ;;
             upgrade) phase_upgrade ;;
             service) phase_service ;;

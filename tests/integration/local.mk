@@ -20,7 +20,8 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-exact \
 	tests/integration/test-control \
 	tests/integration/test-journal \
-	tests/integration/test-crash
+	tests/integration/test-crash \
+	tests/integration/test-maps
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -54,6 +55,11 @@ tests_integration_test_diff_SOURCES = tests/integration/test-diff.c
 tests_integration_test_diff_CPPFLAGS = $(VT_CPPFLAGS)
 tests_integration_test_diff_CFLAGS = $(VT_CFLAGS)
 tests_integration_test_diff_LDADD = $(VT_LDADD)
+
+tests_integration_test_maps_SOURCES = tests/integration/test-maps.c
+tests_integration_test_maps_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_maps_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_maps_LDADD = $(VT_LDADD)
 
 tests_integration_test_reload_SOURCES = tests/integration/test-reload.c
 tests_integration_test_reload_CPPFLAGS = $(VT_CPPFLAGS)

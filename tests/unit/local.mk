@@ -55,3 +55,17 @@ TESTS += tests/unit/test-stats
 tests_unit_test_stats_SOURCES = tests/unit/test-stats.c
 tests_unit_test_stats_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 tests_unit_test_stats_LDADD = $(VP_LIBS)
+
+# Id maps (idmap.c) and the policy layer applying them (policy.c).
+check_PROGRAMS += tests/unit/test-idmap
+TESTS += tests/unit/test-idmap
+tests_unit_test_idmap_SOURCES = tests/unit/test-idmap.c
+tests_unit_test_idmap_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_idmap_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
+
+# Xattr name maps (xattrmap.c) and the rewritten lists.
+check_PROGRAMS += tests/unit/test-xattrmap
+TESTS += tests/unit/test-xattrmap
+tests_unit_test_xattrmap_SOURCES = tests/unit/test-xattrmap.c
+tests_unit_test_xattrmap_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_unit_test_xattrmap_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread

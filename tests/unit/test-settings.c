@@ -316,6 +316,51 @@ static void test_peer_lists_refused(void)
     }
 }
 
+/* [export] uid-map, gid-map, xattr-map: kept as written when valid; a bad
+ * one refuses the file with a message naming file, group, key and token. */
+static void test_maps(void)
+{
+    const char *exp = "[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n";
+    static const char *const bad[][3] = {
+        {"uid-map", "0:100:10, 5:1:1", "'5:1:1'"},
+        {"gid-map", "0:1:1,squash=x", "'squash=x'"},
+        {"xattr-map", "ok user.; drop trusted.", "'drop trusted.'"},
+        {"uid-map", "", "empty"},
+    };
+    g_autofree char *good = g_strdup_printf("%suid-map = 0:100000:65536\ngid-map = squash=100\n"
+                                            "xattr-map = map security. user.s.; ok *\n",
+                                            exp);
+    char *msg = NULL;
+    struct settings *set = load(good, &msg);
+    const struct export_settings *e;
+
+    g_assert_null(msg);
+    g_assert_nonnull(set);
+    e = settings_find_export(set, "x");
+    g_assert_cmpstr(e->uid_map, ==, "0:100000:65536");
+    g_assert_cmpstr(e->gid_map, ==, "squash=100");
+    g_assert_cmpstr(e->xattr_map, ==, "map security. user.s.; ok *");
+    settings_free(set);
+    set = load(exp, &msg);
+    e = settings_find_export(set, "x");
+    g_assert_null(e->uid_map);
+    g_assert_null(e->xattr_map);
+    settings_free(set);
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *text = g_strdup_printf("%s%s = %s\n", exp, bad[i][0], bad[i][1]);
+
+        msg = NULL;
+        g_assert_null(load(text, &msg));
+        g_assert_nonnull(msg);
+        g_test_message("%s", msg);
+        g_assert_nonnull(strstr(msg, "test.conf"));
+        g_assert_nonnull(strstr(msg, "[export x]"));
+        g_assert_nonnull(strstr(msg, bad[i][0]));
+        g_assert_nonnull(strstr(msg, bad[i][2]));
+        g_free(msg);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -329,6 +374,7 @@ int main(int argc, char **argv)
     g_test_add_func("/settings/control-socket", test_control_socket);
     g_test_add_func("/settings/peer-lists", test_peer_lists);
     g_test_add_func("/settings/peer-lists-refused", test_peer_lists_refused);
+    g_test_add_func("/settings/maps", test_maps);
     ret = g_test_run();
     g_autofree char *file = g_build_filename(tmpdir, "test.conf", NULL);
     g_unlink(file);
