@@ -78,6 +78,8 @@ static struct {
     int pipeline, threads, repeat, depth;
     int32_t uid, gid;
     int daemon_threads;
+    const char *daemon_args[8]; /* --daemon-arg, passed on to virtfs-proxyd */
+    int ndaemon_args;
     long idle;
     const char *daemon, *reference, *minserver;
     const char *workdir, *csv, *summary;
@@ -907,7 +909,7 @@ static int server_start(struct server *s, int kind, int nconns, long max_conns)
     }
     if (kind == SRV_OURS || kind == SRV_BARE) {
         char maxc[32], thr[32];
-        char *argv[16];
+        char *argv[16 + 8];
         int n = 0;
 
         snprintf(maxc, sizeof(maxc), "%ld", max_conns);
@@ -928,6 +930,9 @@ static int server_start(struct server *s, int kind, int nconns, long max_conns)
         if (opt.daemon_threads > 0) {
             snprintf(thr, sizeof(thr), "--threads=%d", opt.daemon_threads);
             argv[n++] = thr;
+        }
+        for (int i = 0; i < opt.ndaemon_args; i++) {
+            argv[n++] = (char *)opt.daemon_args[i];
         }
         argv[n] = NULL;
         if (kind == SRV_BARE) {
@@ -1304,6 +1309,7 @@ static void usage(int status)
             "  --depth D           paths of 1..D components (default 2, max 3)\n"
             "  --uid U --gid G     credentials of creations (default 0 0)\n"
             "  --daemon-threads N  pass --threads N to virtfs-proxyd\n"
+            "  --daemon-arg ARG    pass ARG to virtfs-proxyd (repeatable, at most 8)\n"
             "  --idle N            only: hold N idle connections to virtfs-proxyd, print RSS\n"
             "  --daemon PATH --reference PATH --minserver PATH   server binaries\n"
             "  --workdir DIR       export tree, sockets and logs (default: a new /tmp dir)\n"
@@ -1342,6 +1348,7 @@ int main(int argc, char **argv)
         {"uid", required_argument, NULL, 'u'},
         {"gid", required_argument, NULL, 'g'},
         {"daemon-threads", required_argument, NULL, 'T'},
+        {"daemon-arg", required_argument, NULL, 6},
         {"idle", required_argument, NULL, 'I'},
         {"daemon", required_argument, NULL, 1},
         {"reference", required_argument, NULL, 2},
@@ -1424,6 +1431,13 @@ int main(int argc, char **argv)
             break;
         case 'I':
             opt.idle = atol(optarg);
+            break;
+        case 6:
+            if (opt.ndaemon_args == (int)(sizeof(opt.daemon_args) / sizeof(opt.daemon_args[0]))) {
+                fprintf(stderr, "vp-bench: at most 8 --daemon-arg\n");
+                return 2;
+            }
+            opt.daemon_args[opt.ndaemon_args++] = optarg;
             break;
         case 1:
             opt.daemon = optarg;
