@@ -800,13 +800,14 @@ int sandbox_confine(enum sandbox_confine mode, const struct settings *set, const
     struct landlock_ruleset_attr attr = {0};
     int abi, ruleset, ret;
 
-    if (mode == SANDBOX_CONFINE_NONE) {
-        return 0;
-    }
     ll.served = g_ptr_array_new_with_free_func(g_free);
+    /* Whatever the mode now: a domain inherited cannot be left. */
     if (ll_inherited()) {
         ll.active = true;
         log_debug("landlock: keeping the confinement this process inherited");
+        return 0;
+    }
+    if (mode == SANDBOX_CONFINE_NONE) {
         return 0;
     }
     abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);

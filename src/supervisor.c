@@ -188,8 +188,8 @@ static void on_registry_msg(const struct registry_msg *m, int fd)
     case REG_READY:
         if (sup.fresh_pending) {
             sup.fresh_pending = false;
-            log_info("supervisor: reloaded: process %d serves the configuration as it is now, "
-                     "confined anew",
+            log_info("supervisor: reloaded by a fresh start: process %d serves the "
+                     "configuration as it is now, confined anew",
                      (int)sup.child);
         }
         sup.child_ready = true;

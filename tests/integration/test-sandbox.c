@@ -230,7 +230,9 @@ static void reload_outside(bool supervised)
     g_autofree char *sock_b = g_build_filename(s->workdir, "b.sock", NULL);
     g_autofree char *ga = export_group("a", dir_a, sock_a);
     g_autofree char *gb = export_group("b", other, sock_b);
-    g_autofree char *both = g_strconcat(ga, gb, NULL);
+    /* No control socket: other daemons may answer at the default one. */
+    g_autofree char *both = g_strconcat("[daemon]\ncontrol-socket =\n\n", ga, gb, NULL);
+    g_autofree char *only_a = g_strconcat("[daemon]\ncontrol-socket =\n\n", ga, NULL);
     g_autofree char *made = g_build_filename(other, "made-on-b", NULL);
     const char *args_sup[] = {"-c", conf, NULL};
     const char *args_nosup[] = {"-c", conf, "--no-supervisor", NULL};
@@ -239,7 +241,7 @@ static void reload_outside(bool supervised)
     size_t from;
 
     vt_mkdir(dir_a, 0755);
-    write_conf(conf, ga);
+    write_conf(conf, only_a);
     vt_assert_rc(vt_server_start_args(s, supervised ? args_sup : args_nosup, sock_a), 0);
     g_assert_true(log_has(s, 0, "landlock (ABI "));
     if (pc_connect(sock_a, VT_TIMEOUT_MS, &ca) != 0) {
