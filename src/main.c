@@ -1026,6 +1026,7 @@ int main(int argc, char **argv)
     /* The socket path appears before the event loop runs: hold the stop
      * signals until their handlers exist, or an early SIGTERM kills. */
     block_stop_signals(true);
+    sandbox_early();
     parse_options(argc, argv, &o);
     daemon_state.opt = &o;
     log_setup(false, o.log_level);

@@ -218,7 +218,10 @@ static int sc_report_pipe[2] = {-1, -1};
 static bool sc_stub_ready;
 
 #if defined(__x86_64__)
-#define SC_STUB_ADDR ((void *)0x5c5c00000000UL)
+/* Below where the kernel puts mappings (top-down from near 0x7fff...), and
+ * in application memory for AddressSanitizer (above 0x10007fff8000) and
+ * ThreadSanitizer (0x7e8000000000 up): one address for every build. */
+#define SC_STUB_ADDR ((void *)0x7e8c5c000000UL)
 /* long stub(long nr, long a1, ..., long a6), System V ABI:
  *   mov %rdi,%rax; mov %rsi,%rdi; mov %rdx,%rsi; mov %rcx,%rdx;
  *   mov %r8,%r10; mov %r9,%r8; mov 8(%rsp),%r9; syscall; ret */
@@ -257,7 +260,7 @@ static void sc_on_sigsys(int sig, siginfo_t *si, void *ucv)
     greg_t *r = uc->uc_mcontext.gregs;
     int saved = errno, nr = si->si_syscall;
 
-    if (write(sc_report_pipe[1], &nr, sizeof(nr)) < 0) {
+    if (sc_report_pipe[1] >= 0 && write(sc_report_pipe[1], &nr, sizeof(nr)) < 0) {
         /* The pipe is full: the main loop has many to name already. */
     }
     if (sc_stub_ready) {
@@ -278,7 +281,7 @@ static void sc_on_sigsys(int sig, siginfo_t *si, void *ucv)
 {
     int saved = errno, nr = si->si_syscall;
 
-    if (write(sc_report_pipe[1], &nr, sizeof(nr)) < 0) {
+    if (sc_report_pipe[1] >= 0 && write(sc_report_pipe[1], &nr, sizeof(nr)) < 0) {
         /* full: see above */
     }
     errno = saved;
@@ -286,12 +289,15 @@ static void sc_on_sigsys(int sig, siginfo_t *si, void *ucv)
 }
 #endif
 
-static int sc_prepare_log(void)
+/* with_pipe: false before main() closed what it inherited (the calls
+ * caught until the pipe exists are made, not named). */
+static int sc_prepare_log(bool with_pipe)
 {
     struct sigaction sa = {.sa_sigaction = sc_on_sigsys, .sa_flags = SA_SIGINFO};
     int err;
 
-    if (sc_report_pipe[0] < 0 && pipe2(sc_report_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (with_pipe && sc_report_pipe[0] < 0 &&
+        pipe2(sc_report_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         log_error("seccomp: pipe: %m");
         return -errno;
     }
@@ -334,6 +340,13 @@ static void sc_on_report(evutil_socket_t fd, short what, void *arg)
                  name != NULL ? name : "?", nr,
                  sc_stub_ready ? "made all the same" : "it failed with ENOSYS");
         free(name);
+    }
+}
+
+void sandbox_early(void)
+{
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2) {
+        sc_prepare_log(false);
     }
 }
 
@@ -411,7 +424,7 @@ int sandbox_seccomp_install(enum sandbox_seccomp mode)
     if (mode == SANDBOX_SECCOMP_NONE) {
         return 0;
     }
-    if (mode == SANDBOX_SECCOMP_LOG && (ret = sc_prepare_log()) < 0) {
+    if (mode == SANDBOX_SECCOMP_LOG && (ret = sc_prepare_log(true)) < 0) {
         return ret;
     }
     if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2) {

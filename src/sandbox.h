@@ -43,6 +43,10 @@ int sandbox_parse_confine(const char *text, enum sandbox_confine *mode);
 const char *sandbox_seccomp_name(enum sandbox_seccomp mode);
 const char *sandbox_confine_name(enum sandbox_confine mode);
 
+/* First thing in main(): a process started under a filter (by the
+ * supervisor, or a live upgrade) may be under a `log` one, whose SIGSYS it
+ * must handle from its first call off the list, before it knows the mode. */
+void sandbox_early(void);
 /* Installs the filter for every thread (unless one is inherited).
  * Returns 0 or -errno, logged. */
 int sandbox_seccomp_install(enum sandbox_seccomp mode);
