@@ -773,7 +773,11 @@ static int ll_build(int ruleset, uint64_t handled, const struct settings *set,
     if (ret == 0 && control != NULL) {
         g_autofree char *dir = g_path_get_dirname(control);
 
-        /* Made at start if missing (control.c): its parent then. */
+        /* control.c makes it if missing, once confined: make it now, as it
+         * would (its parent is no business of the confined process). */
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+            log_warn("landlock: cannot make %s: %m (the control socket will fail)", dir);
+        }
         ret = ll_allow(ruleset, dir, LL_SOCKDIR, handled, false);
     }
     if (ret == 0 && config != NULL) {
