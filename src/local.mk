@@ -23,11 +23,14 @@ src_libvirtfsproxyd_a_SOURCES = \
 	src/progress.c src/progress.h \
 	src/proto.c src/proto.h \
 	src/registry.c src/registry.h \
+	src/sandbox.c src/sandbox.h \
 	src/supervisor.c src/supervisor.h \
 	src/worker.c src/worker.h
-src_libvirtfsproxyd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CAPNG_CFLAGS) $(GLIB_CFLAGS)
+src_libvirtfsproxyd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CAPNG_CFLAGS) $(GLIB_CFLAGS) \
+	$(SECCOMP_CFLAGS)
 
-VP_LIBS = src/libvirtfsproxyd.a $(LIBEVENT_LIBS) $(CAPNG_LIBS) $(GLIB_LIBS) -lpthread
+VP_LIBS = src/libvirtfsproxyd.a $(LIBEVENT_LIBS) $(CAPNG_LIBS) $(GLIB_LIBS) $(SECCOMP_LIBS) \
+	-lpthread
 
 sbin_PROGRAMS += src/virtfs-proxyd
 src_virtfs_proxyd_SOURCES = src/main.c

@@ -30,6 +30,7 @@
 #include "lanes.h"
 #include "progress.h"
 #include "registry.h"
+#include "sandbox.h"
 #include "sdactivate.h"
 #include "service.h"
 #include "settings.h"
@@ -78,6 +79,7 @@ struct options {
     long takeover_fd; /* -1, or the state left by a live upgrade */
     const char *control_socket; /* NULL: not given; "": none */
     bool no_supervisor;
+    int seccomp, confine; /* enum sandbox_*; -1: not given */
     /* Started by a supervisor: its registry socket and progress table. */
     int supervised_reg, supervised_progress;
 };
@@ -103,6 +105,8 @@ enum {
     OPT_UID_MAP,
     OPT_GID_MAP,
     OPT_XATTR_MAP,
+    OPT_SECCOMP,
+    OPT_CONFINE,
 };
 
 static const struct option long_options[] = {
@@ -134,6 +138,8 @@ static const struct option long_options[] = {
     {"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
     {"no-supervisor", no_argument, NULL, OPT_NO_SUPERVISOR},
     {"supervised", required_argument, NULL, OPT_SUPERVISED},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
+    {"confine", required_argument, NULL, OPT_CONFINE},
     {NULL, 0, NULL, 0},
 };
 
@@ -187,7 +193,13 @@ static void usage(FILE *out)
             "                          serve virtfs-proxyctl on PATH (root only; default\n"
             "                          with --config: " SETTINGS_DEFAULT_CONTROL_SOCKET ";\n"
             "                          'none': no control socket)\n"
-            "  With --config, these seven override the file's [daemon] keys.\n"
+            "      --seccomp MODE      system calls off the allow-list: kill (default) the\n"
+            "                          process, log them by name (and let them happen),\n"
+            "                          or none: no filter\n"
+            "      --confine MODE      landlock (default): the process reaches nothing of\n"
+            "                          the host but its exports, socket directories and\n"
+            "                          what it needs to run; none: no confinement\n"
+            "  With --config, these nine override the file's [daemon] keys.\n"
             "      --no-supervisor     serve from the process started, without a\n"
             "                          supervisor that survives its crashes\n"
             "      --version           print the version and exit\n"
@@ -277,6 +289,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         .output_timeout = -1,
         .io_stall_ms = -1,
         .lane_threads = -1,
+        .seccomp = -1,
+        .confine = -1,
     };
     while ((c = getopt_long(argc, argv, "c:p:s:u:g:f:nh", long_options, NULL)) != -1) {
         switch (c) {
@@ -396,6 +410,24 @@ static void parse_options(int argc, char **argv, struct options *o)
                 bad_usage("--supervised: internal, REGISTRY_FD,PROGRESS_FD");
             }
             break;
+        case OPT_SECCOMP: {
+            enum sandbox_seccomp m;
+
+            if (sandbox_parse_seccomp(optarg, &m) < 0) {
+                bad_usage("--seccomp: '%s' is not kill, log or none", optarg);
+            }
+            o->seccomp = (int)m;
+            break;
+        }
+        case OPT_CONFINE: {
+            enum sandbox_confine m;
+
+            if (sandbox_parse_confine(optarg, &m) < 0) {
+                bad_usage("--confine: '%s' is not landlock or none", optarg);
+            }
+            o->confine = (int)m;
+            break;
+        }
         case OPT_VERSION:
             printf(PACKAGE_NAME " " PACKAGE_VERSION VP_BUILD_FEATURES "\n");
             exit(EXIT_SUCCESS);
@@ -593,6 +625,12 @@ static void settings_override(struct settings *set, const struct options *o)
     if (o->lane_threads >= 0) {
         set->lane_threads = (unsigned int)o->lane_threads;
     }
+    if (o->seccomp >= 0) {
+        set->seccomp = (enum sandbox_seccomp)o->seccomp;
+    }
+    if (o->confine >= 0) {
+        set->confine = (enum sandbox_confine)o->confine;
+    }
     fit = fd_limit_conns();
     if (set->max_conns == 0 || set->max_conns > fit) {
         /* A limit someone chose deserves a warning; the default, a note. */
@@ -639,6 +677,9 @@ static struct {
     bool stopping;
     bool workers_stopped; /* every worker left its loop: they can be joined */
     bool handed_over;     /* a live upgrade succeeded: the new process serves */
+    bool fresh_restart;   /* ... or the supervisor starts a fresh one */
+    enum sandbox_seccomp seccomp; /* as started: filters cannot be lifted */
+    enum sandbox_confine confine;
     const char *stop_pending; /* a stop signal that came during an upgrade */
     struct event *ev_stopped;
     struct event *ev_grace;
@@ -673,6 +714,39 @@ static void apply_daemon_settings(const struct settings *set)
     lanes_set_max_threads(set->lane_threads);
 }
 
+static void on_upgrade_settled(bool handed_over, pid_t new_pid);
+
+/* A reload needs what the Landlock confinement does not reach: the domain
+ * only narrows, in this process and in any it starts, so a process started
+ * by the supervisor (outside every domain) must take over, as after a
+ * crash but at a moment chosen: every connection between requests. */
+static int reload_outside(const char *outside, char *msg, size_t cap)
+{
+    if (!registry_active()) {
+        snprintf(msg, cap,
+                 "reload rejected: %s is outside this process's Landlock confinement, which "
+                 "can only narrow, and without a supervisor (--no-supervisor) nothing can "
+                 "start a process outside it: restart the daemon (or set confine = none); "
+                 "still serving the previous configuration",
+                 outside);
+        log_error("%s", msg);
+        return -EPERM;
+    }
+    snprintf(msg, cap,
+             "reload: %s is outside this process's Landlock confinement: the supervisor "
+             "starts a fresh process, confined anew, with every socket and connection",
+             outside);
+    log_info("%s", msg);
+    daemon_state.fresh_restart = true;
+    upgrade_start_fresh(on_upgrade_settled);
+    if (!upgrade_in_progress()) {
+        daemon_state.fresh_restart = false;
+        snprintf(msg, cap, "reload: the fresh start could not begin (see the log)");
+        return -EAGAIN;
+    }
+    return 0;
+}
+
 /* Returns 0, or -errno with the reason in msg (also logged). */
 static int reload(char *msg, size_t cap)
 {
@@ -695,6 +769,21 @@ static int reload(char *msg, size_t cap)
         return -EINVAL;
     }
     settings_override(set, daemon_state.opt);
+    if (set->seccomp != daemon_state.seccomp || set->confine != daemon_state.confine) {
+        log_info("reload: seccomp = %s and confine = %s apply at the next start (running "
+                 "with %s and %s)",
+                 sandbox_seccomp_name(set->seccomp), sandbox_confine_name(set->confine),
+                 sandbox_seccomp_name(daemon_state.seccomp),
+                 sandbox_confine_name(daemon_state.confine));
+    }
+    {
+        const char *outside;
+
+        if (!sandbox_covers(set, &outside)) {
+            settings_free(set);
+            return reload_outside(outside, msg, cap);
+        }
+    }
     if (service_reload(set) < 0) {
         snprintf(msg, cap, "reload of %s rejected (see the log); still serving the previous "
                  "configuration", file);
@@ -726,8 +815,11 @@ static void on_upgrade_settled(bool handed_over, pid_t new_pid)
         }
         daemon_state.handed_over = true;
         event_base_loopbreak(daemon_state.base);
-    } else if (daemon_state.stop_pending != NULL) {
-        begin_shutdown(daemon_state.stop_pending);
+    } else {
+        daemon_state.fresh_restart = false;
+        if (daemon_state.stop_pending != NULL) {
+            begin_shutdown(daemon_state.stop_pending);
+        }
     }
 }
 
@@ -863,6 +955,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         log_error("cannot create the event loop");
         return -ENOMEM;
     }
+    sandbox_seccomp_watch(daemon_state.base);
     for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
         event_add(evsignal_new(daemon_state.base, signals[i], on_signal, NULL), NULL);
     }
@@ -930,6 +1023,7 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         }
     }
     report_ready();
+    sandbox_test_probe();
     if (o->takeover_fd >= 0) {
         upgrade_takeover_ready();
         service_claim_sockets();
@@ -955,7 +1049,10 @@ static int run(int argc, char **argv, const struct options *o, const struct sett
         /* The sockets and connections are the new process's now: leave
          * them as they are, and leave no thread with other credentials. */
         service_abandon();
-        control_stop();
+        if (!daemon_state.fresh_restart) {
+            /* (A fresh process finds the control socket as after a crash.) */
+            control_stop();
+        }
         if (lanes_stop(LANE_STOP_S) == 0) {
             prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         }
@@ -1014,6 +1111,7 @@ int main(int argc, char **argv)
     /* The socket path appears before the event loop runs: hold the stop
      * signals until their handlers exist, or an early SIGTERM kills. */
     block_stop_signals(true);
+    sandbox_early();
     parse_options(argc, argv, &o);
     daemon_state.opt = &o;
     log_setup(false, o.log_level);
@@ -1067,6 +1165,7 @@ int main(int argc, char **argv)
             .log_level = (int)set->log_level,
             .single_fd = (int)o.fd,
             .nslots = o.fd >= 0 ? 1 : MIN(fd_limit_conns(), PROGRESS_MAX_SLOTS),
+            .seccomp = (int)set->seccomp,
         };
 
         if (o.fd >= 0 && check_inherited_socket((int)o.fd) < 0) {
@@ -1122,9 +1221,22 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    /* Everything below runs with the reduced privileges, in every thread. */
+    /* Everything below runs with the reduced privileges, in every thread,
+     * confined and filtered (before any thread starts: Landlock binds the
+     * calling thread and the threads it makes). */
     if (ops_init() < 0 || caps_drop_daemon() < 0) {
         goto out;
+    }
+    daemon_state.seccomp = set->seccomp;
+    daemon_state.confine = set->confine;
+    {
+        bool explicit;
+
+        if (sandbox_confine(set->confine, set, o.fd >= 0 ? o.path : NULL,
+                            control_socket_path(&o, set, &explicit), o.config) < 0 ||
+            sandbox_seccomp_install(set->seccomp) < 0) {
+            goto out;
+        }
     }
     ret = run(argc, argv, &o, set, ex, (int)o.fd);
 out:

@@ -22,6 +22,8 @@ enum registry_kind {
     REG_UNLISTEN,  /* socket is closed for good */
     REG_CONN,      /* + fd: a connection in slot */
     REG_CLOSED,    /* the connection in slot has ended */
+    REG_RESTART,   /* this process exits next, every connection between requests:
+                    * start a fresh one (outside its Landlock domain) */
 };
 
 #define REGISTRY_SOCKET_MAX 256

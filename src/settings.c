@@ -273,8 +273,9 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
                                         "frame-timeout",   "output-timeout",
                                         "io-stall-ms",     "log-level",
                                         "lane-threads",    "control-socket",
+                                        "seccomp",         "confine",
                                         NULL};
-    g_autofree char *level = NULL;
+    g_autofree char *level = NULL, *seccomp = NULL, *confine = NULL;
 
     if (!g_key_file_has_group(kf, "daemon")) {
         return true;
@@ -303,6 +304,18 @@ static bool load_daemon(GKeyFile *kf, struct settings *set, GError **error)
                         set->control_socket);
             return false;
         }
+    }
+    seccomp = get_string(kf, "daemon", "seccomp", false, NULL);
+    if (seccomp != NULL && sandbox_parse_seccomp(g_strstrip(seccomp), &set->seccomp) < 0) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[daemon] seccomp: '%s' is not kill, log or none", seccomp);
+        return false;
+    }
+    confine = get_string(kf, "daemon", "confine", false, NULL);
+    if (confine != NULL && sandbox_parse_confine(g_strstrip(confine), &set->confine) < 0) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[daemon] confine: '%s' is not landlock or none", confine);
+        return false;
     }
     level = get_string(kf, "daemon", "log-level", false, NULL);
     if (level != NULL && log_parse_level(level, &set->log_level) < 0) {

@@ -11,6 +11,8 @@
  *   io-stall-ms = 100
  *   log-level = info
  *   control-socket = /run/virtfs-proxyd/control.sock
+ *   seccomp = kill
+ *   confine = landlock
  *
  *   [export share]
  *   path = /srv/share
@@ -34,6 +36,7 @@
 #include <sys/types.h>
 
 #include "log.h"
+#include "sandbox.h"
 
 struct policy;
 
@@ -67,6 +70,8 @@ struct settings {
     unsigned int lane_threads;     /* all threads acting as guests' uid:gid */
     enum log_level log_level;
     char *control_socket; /* NULL: not given (the mode's default); "": none */
+    enum sandbox_seccomp seccomp; /* at start only (filters cannot be lifted) */
+    enum sandbox_confine confine; /* at start only */
     GPtrArray *exports; /* struct export_settings, names unique, sockets unique */
 };
 

@@ -38,6 +38,7 @@
 #include "progress.h"
 #include "proto.h"
 #include "registry.h"
+#include "sandbox.h"
 #include "sdactivate.h"
 #include "supervisor.h"
 
@@ -77,6 +78,8 @@ static struct {
     bool child_ready; /* it reported READY */
     bool started;     /* some serving process reported READY once */
     bool stopping;
+    bool restart_asked; /* REG_RESTART: the coming end is a fresh start */
+    bool fresh_pending; /* ... and the process started for it is not ready yet */
     int exit_status;
     int ready_pipe; /* daemon mode: to the process the user started */
     unsigned int backoff_ms;
@@ -133,6 +136,10 @@ static void describe_status(int status, char *buf, size_t len)
 {
     if (WIFEXITED(status)) {
         snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+        snprintf(buf, len, "died of signal %d (%s: a system call off the seccomp allow-list; "
+                 "seccomp = log names it)",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
     } else if (WIFSIGNALED(status)) {
         snprintf(buf, len, "died of signal %d (%s)", WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
@@ -180,6 +187,12 @@ static void on_registry_msg(const struct registry_msg *m, int fd)
         }
         break;
     case REG_READY:
+        if (sup.fresh_pending) {
+            sup.fresh_pending = false;
+            log_info("supervisor: reloaded by a fresh start: process %d serves the "
+                     "configuration as it is now, confined anew",
+                     (int)sup.child);
+        }
         sup.child_ready = true;
         sup.backoff_ms = 0;
         if (!sup.started) {
@@ -215,6 +228,9 @@ static void on_registry_msg(const struct registry_msg *m, int fd)
         if (m->slot < sup.opt->nslots) {
             held_clear(&sup.conns[m->slot]);
         }
+        break;
+    case REG_RESTART:
+        sup.restart_asked = true;
         break;
     default:
         log_warn("supervisor: unknown registry message %u", m->kind);
@@ -615,6 +631,17 @@ static void on_child_end(int status)
 
     describe_status(status, how, sizeof(how));
     drain_registry();
+    if (sup.restart_asked && !sup.stopping) {
+        sup.restart_asked = false;
+        log_info("supervisor: serving process %d %s for a fresh start; starting another with "
+                 "every connection",
+                 (int)sup.child, how);
+        kill_group();
+        sup.child = 0;
+        sup.fresh_pending = true;
+        restart(false);
+        return;
+    }
     if (sup.stopping || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         /* A stop, or -f's connection closed: the service is over. */
         log_info("supervisor: serving process %d %s; exiting", (int)sup.child, how);
@@ -801,6 +828,11 @@ int supervisor_run(int argc, char **argv, const struct supervisor_options *opt)
     sup.ev_reg = event_new(sup.base, sup.reg_fd, EV_READ | EV_PERSIST, on_registry, NULL);
     event_add(sup.ev_reg, NULL);
     sup.ev_restart = evtimer_new(sup.base, on_restart_timer, NULL);
+    /* Before the first serving process: it inherits the filter. */
+    if (sandbox_seccomp_install((enum sandbox_seccomp)opt->seccomp) < 0) {
+        return EXIT_FAILURE;
+    }
+    sandbox_seccomp_watch(sup.base);
     ret = start_child(false);
     if (ret < 0) {
         log_error("cannot start the serving process: %s", strerror(-ret));

@@ -12,6 +12,12 @@
  * in a row is closed (a request that kills the server every time).  A serving process
  * that cannot start is retried after 100 ms, doubling up to 10 s.
  *
+ * A serving process that sends REG_RESTART and exits is replaced at once
+ * the same way, as a fresh process outside its Landlock domain (a reload
+ * that needs more of the filesystem than that domain allows, sandbox.h).
+ * The supervisor itself is not confined by Landlock for that reason; its
+ * seccomp filter is installed before it starts the first serving process.
+ *
  * Signals: SIGHUP and SIGUSR2 go on to the serving process (a live upgrade
  * is the serving process's own business: the process it starts becomes the
  * supervisor's child when the old one exits, PR_SET_CHILD_SUBREAPER);
@@ -28,6 +34,8 @@ struct supervisor_options {
     int log_level;        /* enum log_level: syslog's, once daemonized */
     int single_fd;        /* -f's socket, or -1 */
     unsigned int nslots;  /* progress slots: the most connections there can be */
+    int seccomp;          /* enum sandbox_seccomp: its filter, which every serving
+                           * process inherits */
 };
 
 /* Runs the supervisor; returns the exit status for main(). */

@@ -93,6 +93,7 @@ static struct {
     int child_fd; /* read end of the ack pipe */
     pid_t child;
     void (*settled)(bool handed_over, pid_t new_pid);
+    bool fresh; /* upgrade_start_fresh: the supervisor starts the new process */
 } up;
 
 /* New process: the state, its connections, and every fd it lists. */
@@ -139,6 +140,7 @@ int upgrade_init(int argc, char **argv, struct event_base *base, struct export *
 /* Back to normal service after a failed attempt. */
 static void rollback(void)
 {
+    up.fresh = false;
     evtimer_del(up.ev_park_timeout);
     workers_unpark();
     service_pause(false);
@@ -169,6 +171,58 @@ void upgrade_start(void (*settled)(bool handed_over, pid_t new_pid))
     service_pause(true);
     evtimer_add(up.ev_park_timeout, &tv);
     workers_park(up.ev_parked);
+}
+
+void upgrade_start_fresh(void (*settled)(bool handed_over, pid_t new_pid))
+{
+    struct timeval tv = {.tv_sec = PARK_TIMEOUT_S};
+
+    if (up.phase != IDLE) {
+        log_warn("fresh start: an upgrade is already in progress");
+        return;
+    }
+    log_info("fresh start: pausing accepts; waiting for every connection to be between "
+             "requests");
+    up.settled = settled;
+    up.phase = PARKING;
+    up.fresh = true;
+    service_pause(true);
+    evtimer_add(up.ev_park_timeout, &tv);
+    workers_park(up.ev_parked);
+}
+
+static void find_queued_fd(struct conn *c, void *arg)
+{
+    struct conn_handover h;
+
+    conn_describe(c, &h);
+    if (h.n_out_fds > 0) {
+        *(bool *)arg = true;
+    }
+    conn_handover_clear(&h);
+}
+
+/* Every connection is parked: hand them to the supervisor and leave.
+ * What a process the supervisor starts finds in each progress slot is
+ * what this one would have handed over (the input not yet answered, a
+ * reply partly written), except a queued descriptor. */
+static void fresh_parked(void)
+{
+    bool queued_fd = false;
+
+    workers_foreach_conn(find_queued_fd, &queued_fd);
+    if (queued_fd) {
+        log_error("fresh start put off: a guest has not yet read a reply carrying a "
+                  "descriptor; still serving (reload again)");
+        rollback();
+        return;
+    }
+    registry_send(REG_RESTART, 0, NULL, -1);
+    log_info("fresh start: the supervisor starts the next process with every socket and "
+             "connection; exiting");
+    up.phase = IDLE;
+    up.fresh = false;
+    up.settled(true, 0);
 }
 
 static void on_park_timeout(evutil_socket_t fd, short what, void *arg)
@@ -500,6 +554,12 @@ static void on_parked(evutil_socket_t unused, short what, void *arg)
     pid_t pid;
 
     evtimer_del(up.ev_park_timeout);
+    if (up.fresh) {
+        g_key_file_free(st.kf);
+        g_array_free(st.fds, TRUE);
+        fresh_parked();
+        return;
+    }
     /* Non-blocking: after stopping the child at a timeout, the pipe is
      * read without waiting. */
     if (pipe2(ack, O_CLOEXEC | O_NONBLOCK) < 0) {

@@ -31,6 +31,12 @@ int upgrade_init(int argc, char **argv, struct event_base *base, struct export *
  * whether this process must now exit, new_pid who serves instead (0: the
  * new process took over and then died; nobody does). */
 void upgrade_start(void (*settled)(bool handed_over, pid_t new_pid));
+/* Under a supervisor: parks every connection as upgrade_start does, then
+ * asks the supervisor for a fresh process (REG_RESTART), which recovers
+ * every connection from its progress slot; settled(true, 0) then says this
+ * process must exit.  Refused (settled(false, 0)) while a reply carrying a
+ * descriptor is queued: its descriptor would be lost. */
+void upgrade_start_fresh(void (*settled)(bool handed_over, pid_t new_pid));
 bool upgrade_in_progress(void);
 
 /* New process.  Reads the state the old process left on fd (and closes

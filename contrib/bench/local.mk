@@ -9,6 +9,13 @@ contrib_bench_vp_bench_LDADD = tests/lib/libpclient.a -lpthread -lm
 
 contrib_bench_minserver_SOURCES = contrib/bench/minserver.c
 
+# The sandbox's cost per system call (issue 11, doc/performance.md).
+noinst_PROGRAMS += contrib/bench/sandbox-cost
+contrib_bench_sandbox_cost_SOURCES = contrib/bench/sandbox-cost.c
+contrib_bench_sandbox_cost_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+contrib_bench_sandbox_cost_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+contrib_bench_sandbox_cost_LDADD = $(VP_LIBS)
+
 EXTRA_DIST += contrib/bench/run-bench.sh contrib/bench/plot.gp contrib/bench/summary-md.awk
 
 BENCH_ENV = \

@@ -19,7 +19,9 @@
 #          (SIGHUP) while the guests run, a fourth guest joins after the first
 #          upgrade, a last upgrade that cannot start must change nothing; no
 #          guest may see a single error (the servers run --no-supervisor: the
-#          process the test started is the one that upgrades)
+#          process the test started is the one that upgrades; and so with
+#          confine = none, since without a supervisor a reload cannot add an
+#          export outside the Landlock confinement: test-sandbox shows that)
 #   crash  the serving process killed again and again (virtfs-proxyd only): a
 #          supervised server on a socket serves 2 looping guests, a third has
 #          its own supervised -f server; both serving processes are killed
@@ -456,7 +458,9 @@ export_conf() {
 upgrade_conf() {
     local state=$1 broken=${2:-} file=$work/upgrade.conf
     {
-        printf '[daemon]\nlog-level = info\n\n'
+        # No supervisor here: the reloads below add export third, outside the
+        # Landlock confinement made at start (virtfs-proxyd(8), SANDBOX).
+        printf '[daemon]\nlog-level = info\nconfine = none\n\n'
         export_conf main "$work/export" "$work/upgrade.sock" ''
         case $state in
             rw) export_conf second "$work/export2" "$work/second.sock" 'readonly = false' ;;

@@ -22,7 +22,7 @@ tests_fuzz_libvpfuzz_a_CFLAGS = $(src_libvirtfsproxyd_a_CFLAGS) $(FUZZ_CFLAGS)
 
 noinst_PROGRAMS += $(FUZZ_TARGETS)
 VP_FUZZ_CFLAGS = $(src_libvirtfsproxyd_a_CFLAGS) $(FUZZ_CFLAGS)
-VP_FUZZ_LDADD = tests/fuzz/libvpfuzz.a $(LIBEVENT_LIBS) $(CAPNG_LIBS) $(GLIB_LIBS) -lpthread
+VP_FUZZ_LDADD = tests/fuzz/libvpfuzz.a $(LIBEVENT_LIBS) $(CAPNG_LIBS) $(GLIB_LIBS) $(SECCOMP_LIBS) -lpthread
 
 tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz-proto.c
 tests_fuzz_fuzz_proto_CFLAGS = $(VP_FUZZ_CFLAGS)

@@ -21,7 +21,8 @@ VT_INTEGRATION_TESTS = \
 	tests/integration/test-control \
 	tests/integration/test-journal \
 	tests/integration/test-crash \
-	tests/integration/test-maps
+	tests/integration/test-maps \
+	tests/integration/test-sandbox
 check_PROGRAMS += $(VT_INTEGRATION_TESTS)
 TESTS += $(VT_INTEGRATION_TESTS)
 
@@ -114,3 +115,8 @@ crash-long: tests/integration/test-crash src/virtfs-proxyd
 crash-figures: tests/integration/test-crash src/virtfs-proxyd
 	$(TESTS_ENVIRONMENT) CRASH_FIGURES=1 tests/integration/test-crash -p /crash/figures
 .PHONY: crash-long crash-figures
+
+tests_integration_test_sandbox_SOURCES = tests/integration/test-sandbox.c
+tests_integration_test_sandbox_CPPFLAGS = $(VT_CPPFLAGS)
+tests_integration_test_sandbox_CFLAGS = $(VT_CFLAGS)
+tests_integration_test_sandbox_LDADD = $(VT_LDADD)

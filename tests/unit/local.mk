@@ -9,7 +9,7 @@ check_PROGRAMS += tests/unit/test-settings
 TESTS += tests/unit/test-settings
 tests_unit_test_settings_SOURCES = tests/unit/test-settings.c
 tests_unit_test_settings_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
-tests_unit_test_settings_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS)
+tests_unit_test_settings_LDADD = $(VP_LIBS)
 
 # ops_execute against F_SETLEASE leases: links the daemon's ops.c directly.
 check_PROGRAMS += tests/unit/test-ops-nonblock

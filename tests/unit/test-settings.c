@@ -181,6 +181,37 @@ static void test_lane_threads(void)
     }
 }
 
+/* [daemon] seccomp and confine: kill and landlock unless set; a bad mode
+ * is refused naming the key. */
+static void test_sandbox(void)
+{
+    const char *exp = "[export x]\npath=/x\nsocket=/s\nuid=0\ngid=0\n";
+    g_autofree char *text = g_strdup_printf("[daemon]\nseccomp = log\nconfine = none\n%s", exp);
+    static const char *const refused[] = {"seccomp = trap", "seccomp =", "confine = chroot",
+                                          "confine = on"};
+    char *msg = NULL;
+    struct settings *set = load(text, &msg);
+
+    g_assert_nonnull(set);
+    g_assert_cmpint(set->seccomp, ==, SANDBOX_SECCOMP_LOG);
+    g_assert_cmpint(set->confine, ==, SANDBOX_CONFINE_NONE);
+    settings_free(set);
+    set = load(exp, &msg);
+    g_assert_nonnull(set);
+    g_assert_cmpint(set->seccomp, ==, SANDBOX_SECCOMP_KILL);
+    g_assert_cmpint(set->confine, ==, SANDBOX_CONFINE_LANDLOCK);
+    settings_free(set);
+    for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+        g_autofree char *bad = g_strdup_printf("[daemon]\n%s\n%s", refused[i], exp);
+        g_autofree char *key = g_strndup(refused[i], strcspn(refused[i], " "));
+
+        msg = NULL;
+        g_assert_null(load(bad, &msg));
+        g_assert_nonnull(strstr(msg, key));
+        g_free(msg);
+    }
+}
+
 /* [daemon] control-socket: unset (the mode's default), a path, or empty
  * (none); a relative path is refused. */
 static void test_control_socket(void)
@@ -375,6 +406,7 @@ int main(int argc, char **argv)
     g_test_add_func("/settings/peer-lists", test_peer_lists);
     g_test_add_func("/settings/peer-lists-refused", test_peer_lists_refused);
     g_test_add_func("/settings/maps", test_maps);
+    g_test_add_func("/settings/sandbox", test_sandbox);
     ret = g_test_run();
     g_autofree char *file = g_build_filename(tmpdir, "test.conf", NULL);
     g_unlink(file);
