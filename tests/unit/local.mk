@@ -28,7 +28,7 @@ check_PROGRAMS += tests/unit/test-peers
 TESTS += tests/unit/test-peers
 tests_unit_test_peers_SOURCES = tests/unit/test-peers.c
 tests_unit_test_peers_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
-tests_unit_test_peers_LDADD = src/libvirtfsproxyd.a $(GLIB_LIBS) -lpthread
+tests_unit_test_peers_LDADD = $(VP_LIBS)
 
 check_PROGRAMS += tests/unit/test-tally
 TESTS += tests/unit/test-tally
