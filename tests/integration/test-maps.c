@@ -407,7 +407,9 @@ static size_t log_size(vt_server *s)
 }
 
 /* A connection whose export a reload removed keeps its maps across a live
- * upgrade (the new process rebuilds them from the handed-over state). */
+ * upgrade (the new process rebuilds them from the handed-over state).  The
+ * new export lies outside the first one's Landlock domain: confine = none
+ * here, test-sandbox covers a reload beyond the confinement. */
 static void test_orphan_upgrade(void)
 {
     vt_server *s2 = vt_server_new("maps-orphan");
@@ -415,11 +417,11 @@ static void test_orphan_upgrade(void)
     g_autofree char *sock2 = g_build_filename(s2->workdir, "o.sock", NULL);
     g_autofree char *sock3 = g_build_filename(s2->workdir, "p.sock", NULL);
     g_autofree char *one = g_strdup_printf(
-        "[daemon]\ncontrol-socket =\n[export o]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n"
+        "[daemon]\ncontrol-socket =\nconfine = none\n[export o]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n"
         "uid-map = 0:100000:2000\ngid-map = 0:200000:2000\n",
         s2->export_dir, sock2);
     g_autofree char *other = g_strdup_printf(
-        "[daemon]\ncontrol-socket =\n[export p]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n",
+        "[daemon]\ncontrol-socket =\nconfine = none\n[export p]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n",
         s2->outside_dir, sock3);
     const char *args[] = {"--no-supervisor", "-c", conf2, NULL};
     g_autofree char *made = g_build_filename(s2->export_dir, "after-upgrade", NULL);
@@ -458,11 +460,11 @@ static void test_orphan_crash(void)
     g_autofree char *sock2 = g_build_filename(s2->workdir, "o.sock", NULL);
     g_autofree char *sock3 = g_build_filename(s2->workdir, "p.sock", NULL);
     g_autofree char *one = g_strdup_printf(
-        "[daemon]\ncontrol-socket =\n[export o]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n"
+        "[daemon]\ncontrol-socket =\nconfine = none\n[export o]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n"
         "uid-map = 0:100000:2000\n",
         s2->export_dir, sock2);
     g_autofree char *other = g_strdup_printf(
-        "[daemon]\ncontrol-socket =\n[export p]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n",
+        "[daemon]\ncontrol-socket =\nconfine = none\n[export p]\npath = %s\nsocket = %s\nuid = 0\ngid = 0\n",
         s2->outside_dir, sock3);
     const char *args[] = {"-c", conf2, NULL};
     g_autofree char *made = g_build_filename(s2->export_dir, "after-crash", NULL);
