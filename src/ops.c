@@ -690,8 +690,8 @@ static int open_dir_direct(const struct export *ex, const char *path, int flags)
         (flags & O_ACCMODE) != O_RDONLY || len == 0 || len > ONE_CALL_MAX) {
         return -1;
     }
-    fd = openat2_in_root(ex->root_fd, path,
-                         (uint64_t)((flags & OPEN_FLAGS_KNOWN & ~(O_CREAT | O_EXCL)) | O_NOCTTY), 0);
+    flags = (flags & OPEN_FLAGS_KNOWN & ~(O_CREAT | O_EXCL)) | O_NOCTTY;
+    fd = openat2_in_root(ex->root_fd, path, (uint64_t)flags, 0);
     if (fd < 0) {
         return -1;
     }
