@@ -10,6 +10,10 @@
  *
  * Adversary: this process, holding the lease.  Victim: the request.  No
  * daemon and no root: the test owns the file it leases.
+ *
+ * The fast paths of issue 12 (the direct directory open) are checked here
+ * too, at the end: taken exactly under their condition, never opening a
+ * FIFO, and the kernel behaviour they rely on (directories refuse leases).
  */
 #include "config.h"
 
