@@ -663,10 +663,19 @@ static int conn_to_lane(struct conn *c, const struct proto_op *op, const struct 
 
 static void conn_test_poison(const struct proto_req *req)
 {
-    const char *hook = getenv("VIRTFS_PROXYD_TEST_HOOK");
+    /* Looked up once: getenv per request showed in the profile of the
+     * test-hooks build the benchmarks use (issue 12).  0 unknown, 1 no,
+     * 2 yes; threads that race here store the same answer. */
+    static atomic_int armed;
     size_t n = strlen(CONN_TEST_POISON);
 
-    if (req->type == T_LSTAT && hook != NULL && strcmp(hook, "poison") == 0 &&
+    if (atomic_load_explicit(&armed, memory_order_relaxed) == 0) {
+        const char *hook = getenv("VIRTFS_PROXYD_TEST_HOOK");
+
+        atomic_store_explicit(&armed, hook != NULL && strcmp(hook, "poison") == 0 ? 2 : 1,
+                              memory_order_relaxed);
+    }
+    if (req->type == T_LSTAT && atomic_load_explicit(&armed, memory_order_relaxed) == 2 &&
         req->a[0].s.len >= n &&
         memcmp(req->a[0].s.p + req->a[0].s.len - n, CONN_TEST_POISON, n) == 0) {
         log_warn("test hook poison: aborting");

@@ -540,6 +540,22 @@ static int at_lookup(const struct export *ex, const char *path, struct at *at)
     return 0;
 }
 
+/* fd in decimal into buf, the name of its entry in proc_fd_dir; by hand,
+ * because snprintf's format machinery was a visible share of a 1-client
+ * open (issue 12). */
+static const char *fd_name(char buf[static 16], int fd)
+{
+    char *p = buf + 15;
+    unsigned int v = (unsigned int)fd;
+
+    *p = '\0';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
 /* "/proc/self/fd/FD[/NAME]": reaches a descriptor (and a single component
  * beneath it) for the calls that have neither an *at nor an fd form. */
 static int proc_path(char *buf, size_t size, int fd, const char *name)
@@ -563,8 +579,7 @@ static int reopen(int pfd, mode_t mode, int flags)
     if (S_ISDIR(mode)) {
         fd = openat(pfd, ".", flags);
     } else {
-        snprintf(name, sizeof(name), "%d", pfd);
-        fd = openat(proc_fd_dir, name, flags);
+        fd = openat(proc_fd_dir, fd_name(name, pfd), flags);
     }
     return fd < 0 ? -errno : fd;
 }
@@ -592,13 +607,15 @@ static int reopen_nb(int pfd, mode_t mode, int flags, unsigned int ops_flags)
 }
 
 /* Clears the O_NONBLOCK reopen_nb() added on a descriptor that goes to the
- * guest: its status flags are then exactly what the guest asked for.  Takes
+ * guest: its status flags are then exactly what the guest asked for.  flags
+ * are those of the open: F_SETFL changes only O_APPEND, O_NONBLOCK, O_DIRECT,
+ * O_NOATIME (and FASYNC, through a file's fasync), which the open left as
+ * flags has them, and setfl() checks a bit only when it changes, so no
+ * F_GETFL is needed (one system call less per open, issue 12).  Takes
  * ownership of fd. */
-static int drop_nonblock(int fd)
+static int drop_nonblock(int fd, int flags)
 {
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
         int err = -errno;
 
         close(fd);
@@ -636,7 +653,7 @@ static int reply_open_checked(int pfd, int flags, bool creat, unsigned int ops_f
     } else {
         fd = reopen_nb(pfd, st.st_mode, flags, ops_flags);
         if (fd >= 0 && (ops_flags & OPS_NONBLOCK) && !(flags & O_NONBLOCK)) {
-            fd = drop_nonblock(fd);
+            fd = drop_nonblock(fd, flags);
         }
     }
     close(pfd);
@@ -647,10 +664,59 @@ static int reply_open_checked(int pfd, int flags, bool creat, unsigned int ops_f
     return 0;
 }
 
+#ifdef VP_TEST_HOOKS
+atomic_ulong ops_test_direct_opens;
+#endif
+
+/* ---- fast paths (issue 12) -----------------------------------------------
+ *
+ * Each answers a request in fewer system calls where a condition makes the
+ * long way's extra steps pointless, checks that condition itself, and
+ * answers only a success: on any error it leaves the request to the long
+ * way, which alone decides what is answered (every errno, in the kernel's
+ * order), so an error costs one failed call more and never differs.
+ */
+
+/* A directory opened in one openat2 instead of O_PATH + fstat + reopen +
+ * close.  Condition: O_DIRECTORY, for reading, without O_NOFOLLOW (the long
+ * way strips it from the descriptor's flags) or O_PATH, a path one call
+ * takes.  Why that is safe: with O_DIRECTORY the kernel refuses anything but
+ * a directory (ENOTDIR, do_open) before it runs any open, so no special file
+ * is ever opened; and it cannot wait for a lease break, which only a write
+ * lease causes for a read open, and a directory carries none (F_SETLEASE
+ * refuses it: tests/unit/test-ops-nonblock.c checks that).  Resolution is the
+ * long way's (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS).  Returns the
+ * descriptor, or -1: take the long way. */
+static int open_dir_direct(const struct export *ex, const char *path, int flags)
+{
+    size_t len = strlen(path);
+    int fd;
+
+    if (!(flags & O_DIRECTORY) || (flags & (O_NOFOLLOW | O_PATH | O_TRUNC)) ||
+        (flags & O_ACCMODE) != O_RDONLY || len == 0 || len > ONE_CALL_MAX) {
+        return -1;
+    }
+    flags = (flags & OPEN_FLAGS_KNOWN & ~(O_CREAT | O_EXCL)) | O_NOCTTY;
+    fd = openat2_in_root(ex->root_fd, path, (uint64_t)flags, 0);
+    if (fd < 0) {
+        return -1;
+    }
+#ifdef VP_TEST_HOOKS
+    atomic_fetch_add_explicit(&ops_test_direct_opens, 1, memory_order_relaxed);
+#endif
+    return fd;
+}
+
 static int open_existing(const struct export *ex, const char *path, int flags,
                          unsigned int ops_flags, struct proto_reply *rep)
 {
-    int pfd = obj_open(ex, path, !(flags & O_NOFOLLOW));
+    int pfd = open_dir_direct(ex, path, flags);
+
+    if (pfd >= 0) {
+        proto_reply_fd(rep, pfd);
+        return 0;
+    }
+    pfd = obj_open(ex, path, !(flags & O_NOFOLLOW));
 
     return pfd < 0 ? pfd : reply_open_checked(pfd, flags, false, ops_flags, rep);
 }
@@ -1000,8 +1066,7 @@ static int op_chmod(const struct export *ex, const struct proto_req *r, struct p
     if (fd < 0) {
         return fd;
     }
-    snprintf(name, sizeof(name), "%d", fd);
-    ret = ret_errno(fchmodat(proc_fd_dir, name, r->a[1].d & 07777, 0));
+    ret = ret_errno(fchmodat(proc_fd_dir, fd_name(name, fd), r->a[1].d & 07777, 0));
     close(fd);
     return ret;
 }

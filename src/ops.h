@@ -48,6 +48,12 @@ int ops_init(void);
  * need no lane. */
 bool ops_lane_identity(const struct proto_req *req, uid_t *uid, gid_t *gid);
 
+#ifdef VP_TEST_HOOKS
+/* T_OPEN/T_CREATE answered by the direct directory open (ops.c, fast
+ * paths): the tests check it is taken when, and only when, it may be. */
+extern atomic_ulong ops_test_direct_opens;
+#endif
+
 #define OPS_NONBLOCK 1u /* on an I/O thread: never wait for a lease break */
 
 /* Performs req and encodes exactly one reply of the request's kind in rep;

@@ -10,6 +10,10 @@
  *
  * Adversary: this process, holding the lease.  Victim: the request.  No
  * daemon and no root: the test owns the file it leases.
+ *
+ * The fast paths of issue 12 (the direct directory open) are checked here
+ * too, at the end: taken exactly under their condition, never opening a
+ * FIFO, and the kernel behaviour they rely on (directories refuse leases).
  */
 #include "config.h"
 
@@ -22,8 +26,10 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -383,6 +389,8 @@ static void test_open_flags_exact(void)
         O_RDONLY | O_NONBLOCK,
         O_RDWR | O_NONBLOCK | O_APPEND,
         O_RDONLY | O_NOATIME,
+        O_RDONLY | FASYNC,                        /* F_SETFL must leave it as open left it */
+        O_WRONLY | O_APPEND | FASYNC | O_NOATIME, /* (drop_nonblock computes, never reads) */
     };
     g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
     g_autofree char *p = host("file");
@@ -581,6 +589,165 @@ static bool leases_work(void)
     return ok;
 }
 
+/* ---- fast paths (issue 12) ---------------------------------------------- */
+
+/* The direct directory open (ops.c, open_dir_direct) skips O_NONBLOCK on the
+ * I/O thread because a read open waits only for a write lease and a
+ * directory carries no lease at all.  If a kernel ever grants one, this
+ * fails, and the fast path must go back to O_NONBLOCK + F_SETFL. */
+static void test_dir_refuses_leases(void)
+{
+    int fd = open(export_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fcntl(fd, F_SETLEASE, F_WRLCK), ==, -1);
+    g_assert_cmpint(fcntl(fd, F_SETLEASE, F_RDLCK), ==, -1);
+    g_assert_cmpint(fcntl(fd, F_GETLEASE), ==, F_UNLCK);
+    close(fd);
+}
+
+static unsigned long direct_opens(void)
+{
+#ifdef VP_TEST_HOOKS
+    return atomic_load(&ops_test_direct_opens);
+#else
+    return 0;
+#endif
+}
+
+/* Opens path with flags through ops_execute (T_OPEN, or T_CREATE when
+ * create) and checks the answer: want_err < 0, or a descriptor whose status
+ * flags are want_fl; and whether the direct open answered it. */
+static void open_case(bool create, const char *path, int flags, int want_err, int want_fl,
+                      bool direct)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    unsigned long before = direct_opens();
+    struct rq rq;
+    int fd;
+
+    if (create) {
+        rq_make(&rq, T_CREATE, path, (unsigned)flags, 0644u, 0u, 0u);
+    } else {
+        rq_make(&rq, T_OPEN, path, (unsigned)flags);
+    }
+    g_assert_cmpint(ops_execute(&ex, &rq.req, rep, OPS_NONBLOCK), ==, 0);
+    fd = reply_fd(rep);
+    if (want_err < 0) {
+        g_assert_cmpint(fd, ==, want_err);
+    } else {
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmphex(fcntl(fd, F_GETFL), ==, want_fl);
+        close(fd);
+    }
+#ifdef VP_TEST_HOOKS
+    g_assert_cmpuint(direct_opens() - before, ==, direct ? 1 : 0);
+#else
+    (void)before;
+    (void)direct;
+#endif
+}
+
+/* The direct directory open answers exactly the long way's descriptor, and
+ * is taken only under its condition: O_DIRECTORY, read-only, no O_NOFOLLOW
+ * (which the long way leaves out of the descriptor's flags), a success. */
+static void test_dir_open_direct(void)
+{
+    g_autofree char *d = host("d");
+    g_autofree char *dl = host("dl");
+    int ref, fl;
+
+    g_assert_cmpint(g_mkdir(d, 0755), ==, 0);
+    g_assert_cmpint(symlink("d", dl), ==, 0);
+    write_file("file", CONTENT);
+    ref = open(d, O_DIRECTORY | O_CLOEXEC);
+    g_assert_cmpint(ref, >=, 0);
+    fl = fcntl(ref, F_GETFL);
+    close(ref);
+
+    open_case(false, "//d", O_DIRECTORY, 0, fl, true);
+    open_case(false, "//dl/", O_DIRECTORY, 0, fl, true);
+    open_case(false, "//dl/../d/.", O_DIRECTORY, 0, fl, true);
+    open_case(true, "//d", O_DIRECTORY, 0, fl, true); /* T_CREATE without O_CREAT */
+    /* Not under the condition: the long way, the same answers as before. */
+    open_case(false, "//d", O_DIRECTORY | O_NOFOLLOW, 0, fl, false);
+    open_case(false, "//dl", O_DIRECTORY | O_NOFOLLOW, -ENOTDIR, 0, false);
+    open_case(false, "//file", O_DIRECTORY, -ENOTDIR, 0, false);
+    open_case(false, "//missing", O_DIRECTORY, -ENOENT, 0, false);
+    open_case(false, "//d", O_RDONLY, 0, fl & ~O_DIRECTORY, false);
+    open_case(false, "//d", O_DIRECTORY | O_WRONLY, -EISDIR, 0, false);
+    g_assert_cmpint(unlink(dl), ==, 0);
+    g_assert_cmpint(g_rmdir(d), ==, 0);
+}
+
+/* A child blocked in open(name, mode) until somebody opens the other end. */
+static pid_t block_in_open(const char *name, int mode)
+{
+    g_autofree char *p = host(name);
+    pid_t pid = fork();
+
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        int fd;
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
+        fd = open(p, mode);
+
+        _exit(fd >= 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+/* No request ever opens a FIFO, on any path, fast or long: opening one has
+ * side effects (a writer blocked in open(2) is let go by a reader's open,
+ * and sees EPIPE when that reader closes).  Each FIFO has a child blocked in
+ * open of the other end; every request that could open it must leave that
+ * child blocked.  This is why no fast path opens a non-directory before it
+ * has checked the type on an O_PATH descriptor, nodev export or not. */
+static void test_fifo_never_opened(void)
+{
+    static const int modes[] = {
+        O_RDONLY, O_RDONLY | O_NONBLOCK, O_WRONLY, O_WRONLY | O_NONBLOCK, O_RDWR,
+        O_RDONLY | O_DIRECTORY, O_RDWR | O_NONBLOCK | O_DIRECTORY,
+    };
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    g_autofree char *pw = host("fifo-w");
+    g_autofree char *pr = host("fifo-r");
+    pid_t writer, reader;
+    struct rq rq;
+
+    g_assert_cmpint(mkfifo(pw, 0666), ==, 0);
+    g_assert_cmpint(mkfifo(pr, 0666), ==, 0);
+    writer = block_in_open("fifo-w", O_WRONLY); /* freed by any open for reading */
+    reader = block_in_open("fifo-r", O_RDONLY); /* freed by any open for writing */
+    g_usleep(50 * 1000);
+    for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
+        for (unsigned int flags = 0; flags <= OPS_NONBLOCK; flags += OPS_NONBLOCK) {
+            const char *paths[] = {"//fifo-w", "//fifo-r"};
+
+            for (size_t j = 0; j < G_N_ELEMENTS(paths); j++) {
+                rq_make(&rq, T_OPEN, paths[j], (unsigned)modes[i]);
+                g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+                g_assert_cmpint(reply_fd(rep), <, 0);
+                rq_make(&rq, T_CREATE, paths[j], (unsigned)(modes[i] | O_CREAT), 0644u, 0u, 0u);
+                g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+                g_assert_cmpint(reply_fd(rep), <, 0);
+                rq_make(&rq, T_GETVERSION, paths[j]);
+                g_assert_cmpint(ops_execute(&ex, &rq.req, rep, flags), ==, 0);
+            }
+        }
+    }
+    g_usleep(50 * 1000);
+    g_assert_cmpint(waitpid(writer, NULL, WNOHANG), ==, 0);
+    g_assert_cmpint(waitpid(reader, NULL, WNOHANG), ==, 0);
+    kill(writer, SIGKILL);
+    kill(reader, SIGKILL);
+    g_assert_cmpint(waitpid(writer, NULL, 0), ==, writer);
+    g_assert_cmpint(waitpid(reader, NULL, 0), ==, reader);
+    g_unlink(pw);
+    g_unlink(pr);
+}
+
 int main(int argc, char **argv)
 {
     struct sigaction sa = {.sa_handler = on_sigio, .sa_flags = SA_RESTART};
@@ -598,6 +765,9 @@ int main(int argc, char **argv)
     g_test_add_func("/ops-nonblock/every-row-has-a-handler", test_every_row_has_a_handler);
     g_test_add_func("/ops-nonblock/open-flags-exact", test_open_flags_exact);
     g_test_add_func("/ops-nonblock/truncate-semantics", test_truncate_semantics);
+    g_test_add_func("/ops-nonblock/fast/dir-refuses-leases", test_dir_refuses_leases);
+    g_test_add_func("/ops-nonblock/fast/dir-open-direct", test_dir_open_direct);
+    g_test_add_func("/ops-nonblock/fast/fifo-never-opened", test_fifo_never_opened);
     if (leases_work()) {
         g_test_add_func("/ops-nonblock/truncate-read-lease", test_truncate_read_lease);
         g_test_add_func("/ops-nonblock/truncate-via-symlink", test_truncate_via_symlink);
