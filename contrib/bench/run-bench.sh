@@ -82,8 +82,12 @@ trap 'rm -rf "$work"' EXIT INT TERM
         echo "per-type: servers=$type_servers clients=1 mixes=$type_mixes pins=$pins duration=${type_duration}s repeat=$repeat"
     fi
     echo "matrix: servers=$servers clients=$clients mixes=$mixes duration=${duration}s repeat=$repeat"
+    echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/env.txt"
 cat "$out/env.txt"
+if [ "$mode" != matrix ]; then
+    sed 's/^/    /' "$out/env.txt" >"$out/table.md"
+fi
 
 # vp-bench "$@" | tee, with vp-bench's exit status (a pipeline's status is
 # its last command's, and sh has no pipefail).
@@ -121,6 +125,10 @@ bench --servers "$servers" --mix "$mixes" --clients "$clients" \
 tee_status "$VP_BENCH" --daemon "$VIRTFS_PROXYD" --servers ours --idle "$idle" \
     --workdir "$work" --csv "$out/idle.csv" || status=1
 
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/env.txt"
+if [ "$mode" != matrix ]; then
+    echo "    load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/table.md"
+fi
 if [ "$mode" = matrix ] && [ -s "$out/summary.csv" ]; then
     awk -f "$(dirname "$0")/summary-md.awk" "$out/summary.csv" >"$out/table.md"
     if [ -n "${PLOT_GP:-}" ] && command -v gnuplot >/dev/null 2>&1; then
