@@ -122,6 +122,15 @@ fi
 bench --servers "$servers" --mix "$mixes" --clients "$clients" \
     --duration "$duration" --warmup 0.3 --repeat "$repeat" "$@" || status=1
 
+# The daemon serves as many connections as its descriptor limit carries,
+# 17 descriptors each (virtfs-proxyd(8)); where the hard limit is lower than
+# the count asks for and cannot be raised, check as many as it allows.
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$idle" -gt $((hard / 17 - 64)) ]; then
+    echo "run-bench: descriptor limit $hard carries $((hard / 17 - 64)) idle connections, not $idle" \
+        | tee -a "$out/env.txt" >&2
+    idle=$((hard / 17 - 64))
+fi
 tee_status "$VP_BENCH" --daemon "$VIRTFS_PROXYD" --servers ours --idle "$idle" \
     --workdir "$work" --csv "$out/idle.csv" || status=1
 
