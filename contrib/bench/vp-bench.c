@@ -20,6 +20,19 @@
  * fresh name (two ops per file).  Server CPU per op is the utime+stime delta
  * of all server processes over the measurement window divided by the ops
  * completed in it; peak RSS is the sum of VmHWM over them.
+ *
+ * Per-type mixes (issue 12): one mix named after each of the 20 request
+ * types, each a short script that leaves the tree as it found it (mkdir then
+ * remove, rename a->b then b->a, setxattr then removexattr, ...), so that it
+ * can run for seconds.  Besides the overall ops/s, every run counts each
+ * request type's replies and the time spent waiting for them; with one
+ * request in flight, count / summed latency is that type's own rate (the
+ * "type ops/s"), free of the other requests of its script and of the
+ * client's time between a reply and the next request.
+ *
+ * --pin same|split pins the client threads and every server process (all
+ * threads: the affinity is set before they are forked) to one CPU, or the
+ * client to one CPU and the servers to another.
  */
 #include "config.h"
 
@@ -43,6 +56,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,8 +71,15 @@
 #define SUB_FILES 64
 #define SUBSUB_FILES 16
 #define MAX_SERVERS 4
-#define MAX_MIXES 4
+#define MAX_MIXES 24
 #define MAX_REPEAT 15
+#define MAX_PINS 3
+#define NTYPES 22 /* request types 0..21, indexed by type */
+#define LINKS 16  /* l0..l15 -> f0..f15, dN/l -> f1: readlink fixtures */
+
+/* The tree's files all carry this attribute (getxattr, listxattr mixes). */
+#define XATTR_NAME "user.vpbench"
+#define XATTR_VALUE "vp-bench-xattr-value"
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -66,13 +88,45 @@
 enum server_kind { SRV_OURS, SRV_REF, SRV_MIN, SRV_BARE };
 static const char *const server_names[] = {"ours", "ref", "min", "bare"};
 
-enum mix { MIX_LSTAT, MIX_OPEN, MIX_CREATE, MIX_MIXED };
-static const char *const mix_names[] = {"lstat", "open", "create", "mixed"};
+/* The first four are the mixes of issue 5; the rest are named after the
+ * request type they measure (lstat, open and create measure theirs too). */
+enum mix {
+    MIX_LSTAT, MIX_OPEN, MIX_CREATE, MIX_MIXED,
+    MIX_MKDIR, MIX_MKNOD, MIX_SYMLINK, MIX_LINK, MIX_RENAME, MIX_REMOVE, MIX_CHMOD,
+    MIX_CHOWN, MIX_TRUNCATE, MIX_UTIME, MIX_READLINK, MIX_STATFS, MIX_GETXATTR,
+    MIX_LISTXATTR, MIX_SETXATTR, MIX_REMOVEXATTR, MIX_GETVERSION,
+    NMIXES
+};
+static const char *const mix_names[] = {
+    "lstat", "open", "create", "mixed",
+    "mkdir", "mknod", "symlink", "link", "rename", "remove", "chmod",
+    "chown", "truncate", "utime", "readlink", "statfs", "getxattr",
+    "listxattr", "setxattr", "removexattr", "getversion",
+};
+/* The request type each mix is named after; 0 for mixed. */
+static const uint8_t mix_type[] = {
+    PC_T_LSTAT, PC_T_OPEN, PC_T_CREATE, 0,
+    PC_T_MKDIR, PC_T_MKNOD, PC_T_SYMLINK, PC_T_LINK, PC_T_RENAME, PC_T_REMOVE, PC_T_CHMOD,
+    PC_T_CHOWN, PC_T_TRUNCATE, PC_T_UTIME, PC_T_READLINK, PC_T_STATFS, PC_T_LGETXATTR,
+    PC_T_LLISTXATTR, PC_T_LSETXATTR, PC_T_LREMOVEXATTR, PC_T_GETVERSION,
+};
+/* --mix types: the 20 types in the order of issue 12; all: those + mixed. */
+static const int type_mix_order[] = {
+    MIX_LSTAT, MIX_OPEN, MIX_CREATE, MIX_MKDIR, MIX_MKNOD, MIX_SYMLINK, MIX_LINK,
+    MIX_RENAME, MIX_REMOVE, MIX_CHMOD, MIX_CHOWN, MIX_TRUNCATE, MIX_UTIME, MIX_READLINK,
+    MIX_STATFS, MIX_GETXATTR, MIX_LISTXATTR, MIX_SETXATTR, MIX_REMOVEXATTR, MIX_GETVERSION,
+};
+
+/* none: as the scheduler likes; same: client and servers on one CPU;
+ * split: client on one CPU, servers on another. */
+enum pin { PIN_NONE, PIN_SAME, PIN_SPLIT };
+static const char *const pin_names[] = {"none", "same", "split"};
 
 static struct {
     int servers[MAX_SERVERS], nservers;
     int mixes[MAX_MIXES], nmixes;
     int clients[MAX_CLIENTS_LIST], nclients;
+    int pins[MAX_PINS], npins;
     double duration, warmup;
     long count;
     int pipeline, threads, repeat, depth;
@@ -82,7 +136,7 @@ static struct {
     int ndaemon_args;
     long idle;
     const char *daemon, *reference, *minserver;
-    const char *workdir, *csv, *summary;
+    const char *workdir, *csv, *summary, *markdown;
     bool verbose;
 } opt = {
     .duration = 3.0,
@@ -178,6 +232,8 @@ static double hist_pct(const struct hist *h, double p)
 
 /* ---- the export tree ---------------------------------------------------- */
 
+/* Every file of the tree carries XATTR_NAME (the getxattr and listxattr
+ * mixes read it back and compare). */
 static void touch(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -186,7 +242,20 @@ static void touch(const char *path)
         fprintf(stderr, "vp-bench: %s: %s\n", path, strerror(errno));
         exit(2);
     }
+    if (fsetxattr(fd, XATTR_NAME, XATTR_VALUE, strlen(XATTR_VALUE), 0) < 0) {
+        fprintf(stderr, "vp-bench: setxattr %s on %s: %s (the export needs user xattrs)\n",
+                XATTR_NAME, path, strerror(errno));
+        exit(2);
+    }
     close(fd);
+}
+
+static void make_link(const char *target, const char *path)
+{
+    if (symlink(target, path) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vp-bench: symlink %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
 }
 
 static void make_dir(const char *path)
@@ -197,15 +266,21 @@ static void make_dir(const char *path)
     }
 }
 
-/* f0..f255, d0..d15/{f0..f63, s/f0..f15}, w/ (creations) */
+/* f0..f255, l0..l15 -> fN, d0..d15/{f0..f63, l -> f1, s/f0..f15},
+ * w/ (creations) */
 static void make_tree(void)
 {
-    char p[700];
+    char p[700], target[16];
 
     make_dir(export_dir);
     for (int i = 0; i < ROOT_FILES; i++) {
         snprintf(p, sizeof(p), "%s/f%d", export_dir, i);
         touch(p);
+    }
+    for (int i = 0; i < LINKS; i++) {
+        snprintf(p, sizeof(p), "%s/l%d", export_dir, i);
+        snprintf(target, sizeof(target), "f%d", i);
+        make_link(target, p);
     }
     for (int d = 0; d < SUB_DIRS; d++) {
         snprintf(p, sizeof(p), "%s/d%d", export_dir, d);
@@ -214,6 +289,8 @@ static void make_tree(void)
             snprintf(p, sizeof(p), "%s/d%d/f%d", export_dir, d, i);
             touch(p);
         }
+        snprintf(p, sizeof(p), "%s/d%d/l", export_dir, d);
+        make_link("f1", p);
         snprintf(p, sizeof(p), "%s/d%d/s", export_dir, d);
         make_dir(p);
         for (int i = 0; i < SUBSUB_FILES; i++) {
@@ -227,9 +304,16 @@ static void make_tree(void)
 
 /* ---- requests ----------------------------------------------------------- */
 
+/* What a reply must be.  CHK_NONE only in a step: issue() picks the path
+ * and the check itself (the issue-5 mixes). */
 enum check {
-    CHK_STAT_REG, CHK_STAT_DIR, CHK_STATFS, CHK_VERSION, CHK_FD_REG, CHK_FD_DIR,
+    CHK_NONE, CHK_STAT_REG, CHK_STAT_DIR, CHK_STATFS, CHK_VERSION, CHK_FD_REG, CHK_FD_DIR,
     CHK_STATUS_OK, CHK_XATTR_PROBE,
+    CHK_READLINK,   /* data: `s` equal to expect */
+    CHK_XATTR_LEN,  /* probe: exactly strlen(XATTR_VALUE) */
+    CHK_XATTR_VAL,  /* data: `s` equal to XATTR_VALUE */
+    CHK_LIST_LEN,   /* probe: at least the size of XATTR_NAME's entry */
+    CHK_LIST_VAL,   /* data: `s` list holding XATTR_NAME as one entry */
 };
 
 struct slot {
@@ -237,12 +321,19 @@ struct slot {
     uint8_t kind;  /* pc_kind */
     uint8_t check; /* enum check */
     uint8_t type;
+    char expect[16]; /* CHK_READLINK: the target */
 };
 
-/* A step of an action script (creations span several requests). */
+/* A step of an action script (creations span several requests).  Steps of
+ * the per-type mixes are complete (check != CHK_NONE): name is the path,
+ * name2 the second path, the target, the xattr name or the expected reply,
+ * arg the mode, size or buffer size. */
 struct step {
     uint8_t type;
+    uint8_t check;
+    int32_t arg;
     char name[48];
+    char name2[48];
 };
 
 struct bconn {
@@ -255,7 +346,8 @@ struct bconn {
     size_t rlen;
     struct step script[4];
     int script_len, script_pos;
-    uint32_t seq;
+    uint32_t seq, actions;
+    int32_t accepted_errno; /* set by check_status for the reply just taken */
     bool dead;
 };
 
@@ -270,6 +362,11 @@ struct bthread {
     int active;       /* connections waiting for a reply */
     struct hist hist;
     uint64_t ops, errors, ops_total;
+    /* Per request type, in the window: replies, summed latency, and
+     * replies that were an accepted errno (getversion where the
+     * filesystem has no generation numbers). */
+    uint64_t tcount[NTYPES], tlat_ns[NTYPES], terrno[NTYPES];
+    int32_t terrno_val[NTYPES];
     char first_error[200];
 };
 
@@ -349,6 +446,117 @@ static int send_frame(struct bthread *t, struct bconn *c, const uint8_t *buf, in
     return 0;
 }
 
+/* A fresh name in //w/: kind tag, connection, sequence number. */
+static void fresh_name(struct bconn *c, char tag, char *out, size_t cap)
+{
+    snprintf(out, cap, "//w/%c%d.%u", tag, c->id, c->seq++);
+}
+
+static void add_step(struct bconn *c, uint8_t type, uint8_t check, int32_t arg,
+                     const char *name, const char *name2)
+{
+    struct step *s = &c->script[c->script_len++];
+
+    s->type = type;
+    s->check = check;
+    s->arg = arg;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->name2, sizeof(s->name2), "%s", name2 != NULL ? name2 : "");
+}
+
+/* The per-type mixes: each script leaves the tree as it found it, so a run
+ * can last as long as wanted, and every step's reply is checked.  Paths and
+ * arguments are those QEMU sends for the matching 9p request. */
+static void plan_type_mix(struct bthread *t, struct bconn *c)
+{
+    char a[48], b[48], f[48];
+    uint64_t r;
+
+    pick_file(c, f, sizeof(f));
+    switch (t->mix) {
+    case MIX_MKDIR:
+        fresh_name(c, 'd', a, sizeof(a));
+        add_step(c, PC_T_MKDIR, CHK_STATUS_OK, 0755, a, NULL);
+        add_step(c, PC_T_REMOVE, CHK_STATUS_OK, 0, a, NULL);
+        break;
+    case MIX_MKNOD: /* a FIFO: never opened, so nothing can block on it */
+        fresh_name(c, 'p', a, sizeof(a));
+        add_step(c, PC_T_MKNOD, CHK_STATUS_OK, S_IFIFO | 0644, a, NULL);
+        add_step(c, PC_T_REMOVE, CHK_STATUS_OK, 0, a, NULL);
+        break;
+    case MIX_SYMLINK:
+        fresh_name(c, 's', a, sizeof(a));
+        add_step(c, PC_T_SYMLINK, CHK_STATUS_OK, 0, a, "f0");
+        add_step(c, PC_T_REMOVE, CHK_STATUS_OK, 0, a, NULL);
+        break;
+    case MIX_LINK:
+        fresh_name(c, 'h', a, sizeof(a));
+        add_step(c, PC_T_LINK, CHK_STATUS_OK, 0, a, f);
+        add_step(c, PC_T_REMOVE, CHK_STATUS_OK, 0, a, NULL);
+        break;
+    case MIX_RENAME: /* w/rID.a exists from the start of the run (run_one) */
+        snprintf(a, sizeof(a), "//w/r%d.a", c->id);
+        snprintf(b, sizeof(b), "//w/r%d.b", c->id);
+        add_step(c, PC_T_RENAME, CHK_STATUS_OK, 0, a, b);
+        add_step(c, PC_T_RENAME, CHK_STATUS_OK, 0, b, a);
+        break;
+    case MIX_REMOVE:
+        fresh_name(c, 'c', a, sizeof(a));
+        add_step(c, PC_T_CREATE, CHK_FD_REG, 0644, a, NULL);
+        add_step(c, PC_T_REMOVE, CHK_STATUS_OK, 0, a, NULL);
+        break;
+    case MIX_CHMOD:
+        add_step(c, PC_T_CHMOD, CHK_STATUS_OK, 0600, f, NULL);
+        add_step(c, PC_T_CHMOD, CHK_STATUS_OK, 0644, f, NULL);
+        break;
+    case MIX_CHOWN:
+        add_step(c, PC_T_CHOWN, CHK_STATUS_OK, 1000, f, NULL);
+        add_step(c, PC_T_CHOWN, CHK_STATUS_OK, 0, f, NULL);
+        break;
+    case MIX_TRUNCATE:
+        add_step(c, PC_T_TRUNCATE, CHK_STATUS_OK, 4096, f, NULL);
+        add_step(c, PC_T_TRUNCATE, CHK_STATUS_OK, 0, f, NULL);
+        break;
+    case MIX_UTIME:
+        add_step(c, PC_T_UTIME, CHK_STATUS_OK, 0, f, NULL);
+        break;
+    case MIX_READLINK:
+        r = rnd(c);
+        if (opt.depth == 1 || r % 2 == 0) {
+            snprintf(a, sizeof(a), "//l%d", (int)((r >> 8) % LINKS));
+            snprintf(b, sizeof(b), "f%d", (int)((r >> 8) % LINKS));
+        } else {
+            snprintf(a, sizeof(a), "//d%d/l", (int)((r >> 8) % SUB_DIRS));
+            snprintf(b, sizeof(b), "f1");
+        }
+        add_step(c, PC_T_READLINK, CHK_READLINK, 4096, a, b);
+        break;
+    case MIX_STATFS:
+        add_step(c, PC_T_STATFS, CHK_STATFS, 0, f, NULL);
+        break;
+    case MIX_GETXATTR: /* QEMU's Txattrwalk: probe the size, then fetch */
+        add_step(c, PC_T_LGETXATTR, CHK_XATTR_LEN, 0, f, XATTR_NAME);
+        add_step(c, PC_T_LGETXATTR, CHK_XATTR_VAL, (int32_t)strlen(XATTR_VALUE), f,
+                 XATTR_NAME);
+        break;
+    case MIX_LISTXATTR:
+        add_step(c, PC_T_LLISTXATTR, CHK_LIST_LEN, 0, f, NULL);
+        add_step(c, PC_T_LLISTXATTR, CHK_LIST_VAL, 256, f, NULL);
+        break;
+    case MIX_SETXATTR:
+    case MIX_REMOVEXATTR:
+        snprintf(b, sizeof(b), "user.vpb.%d", c->id);
+        add_step(c, PC_T_LSETXATTR, CHK_STATUS_OK, 0, f, b);
+        add_step(c, PC_T_LREMOVEXATTR, CHK_STATUS_OK, 0, f, b);
+        break;
+    case MIX_GETVERSION:
+        add_step(c, PC_T_GETVERSION, CHK_VERSION, 0, f, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
 /* Plans the next action of connection c into its script. */
 static void plan_action(struct bthread *t, struct bconn *c)
 {
@@ -356,6 +564,13 @@ static void plan_action(struct bthread *t, struct bconn *c)
 
     c->script_len = 0;
     c->script_pos = 0;
+    if (t->mix >= MIX_MKDIR) {
+        plan_type_mix(t, c);
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        c->script[i].check = CHK_NONE;
+    }
     switch (t->mix) {
     case MIX_LSTAT:
         c->script[c->script_len++].type = PC_T_LSTAT;
@@ -409,111 +624,184 @@ static void plan_action(struct bthread *t, struct bconn *c)
     }
 }
 
-/* Issues the next request of c; false when the connection has nothing more
- * to send (run over, script finished). */
-static bool issue(struct bthread *t, struct bconn *c, int64_t now)
+/* Encodes a complete step (of a per-type mix) into buf. */
+static int encode_step(const struct step *s, uint8_t *buf, size_t cap)
 {
-    uint8_t buf[256];
+    static const char value[] = "v";
+
+    switch (s->type) {
+    case PC_T_MKDIR:
+        return pc_encode(buf, cap, PC_T_MKDIR, "ddsd", opt.uid, opt.gid, s->name, s->arg);
+    case PC_T_MKNOD:
+        return pc_encode(buf, cap, PC_T_MKNOD, "ddsdq", opt.uid, opt.gid, s->name, s->arg,
+                         (int64_t)0);
+    case PC_T_SYMLINK:
+        return pc_encode(buf, cap, PC_T_SYMLINK, "ddss", opt.uid, opt.gid, s->name2, s->name);
+    case PC_T_LINK:
+        return pc_encode(buf, cap, PC_T_LINK, "Ss", s->name2, s->name);
+    case PC_T_RENAME:
+        return pc_encode(buf, cap, PC_T_RENAME, "ss", s->name, s->name2);
+    case PC_T_CREATE:
+        return pc_encode(buf, cap, PC_T_CREATE, "sdddd", s->name,
+                         (int32_t)(O_CREAT | O_EXCL | O_WRONLY), s->arg, opt.uid, opt.gid);
+    case PC_T_REMOVE:
+        return pc_encode(buf, cap, PC_T_REMOVE, "s", s->name);
+    case PC_T_CHMOD:
+        return pc_encode(buf, cap, PC_T_CHMOD, "Sd", s->name, s->arg);
+    case PC_T_CHOWN:
+        return pc_encode(buf, cap, PC_T_CHOWN, "Sdd", s->name, s->arg, s->arg);
+    case PC_T_TRUNCATE:
+        return pc_encode(buf, cap, PC_T_TRUNCATE, "Sq", s->name, (int64_t)s->arg);
+    case PC_T_UTIME:
+        return pc_encode(buf, cap, PC_T_UTIME, "Sqqqq", s->name, (int64_t)1700000000,
+                         (int64_t)0, (int64_t)1700000000, (int64_t)0);
+    case PC_T_READLINK:
+        return pc_encode(buf, cap, PC_T_READLINK, "Sd", s->name, s->arg);
+    case PC_T_STATFS:
+        return pc_encode(buf, cap, PC_T_STATFS, "S", s->name);
+    case PC_T_LGETXATTR:
+        return pc_encode(buf, cap, PC_T_LGETXATTR, "dSs", s->arg, s->name, s->name2);
+    case PC_T_LLISTXATTR:
+        return pc_encode(buf, cap, PC_T_LLISTXATTR, "dS", s->arg, s->name);
+    case PC_T_LSETXATTR: /* as QEMU: size = the value's length, flags 0 */
+        return pc_encode(buf, cap, PC_T_LSETXATTR, "Ssbdd", s->name, s->name2, value,
+                         sizeof(value) - 1, (int32_t)(sizeof(value) - 1), (int32_t)0);
+    case PC_T_LREMOVEXATTR:
+        return pc_encode(buf, cap, PC_T_LREMOVEXATTR, "Ss", s->name, s->name2);
+    case PC_T_GETVERSION:
+        return pc_encode(buf, cap, PC_T_GETVERSION, "S", s->name);
+    default:
+        return -1;
+    }
+}
+
+/* Encodes a step of the issue-5 mixes: the path (and so the check) is
+ * picked here, per request. */
+static int encode_legacy(struct bthread *t, struct bconn *c, const struct step *s,
+                         struct slot *sl, uint8_t *buf, size_t cap)
+{
     char path[64];
-    const struct step *s;
-    struct slot *sl;
     int len = -1;
 
-    if (c->dead) {
-        return false;
-    }
-    if (c->script_pos == c->script_len) {
-        if (now >= t->t_stop) {
-            return false;
-        }
-        if (t->budget != NULL && atomic_fetch_sub(t->budget, 1) <= 0) {
-            return false;
-        }
-        plan_action(t, c);
-    }
-    s = &c->script[c->script_pos];
-    sl = &c->slots[(c->head + c->inflight) % MAX_PIPELINE];
-    sl->type = s->type;
-    sl->kind = (uint8_t)pc_reply_kind(s->type, 0);
     switch (s->type) {
     case PC_T_LSTAT:
         if (c->script_len > 1) {
-            len = pc_encode(buf, sizeof(buf), PC_T_LSTAT, "S", s->name);
+            len = pc_encode(buf, cap, PC_T_LSTAT, "S", s->name);
             sl->check = CHK_STAT_REG;
         } else if (t->mix == MIX_MIXED && rnd(c) % 8 == 0) {
             pick_dir(c, path, sizeof(path));
-            len = pc_encode(buf, sizeof(buf), PC_T_LSTAT, "S", path);
+            len = pc_encode(buf, cap, PC_T_LSTAT, "S", path);
             sl->check = CHK_STAT_DIR;
         } else {
             pick_file(c, path, sizeof(path));
-            len = pc_encode(buf, sizeof(buf), PC_T_LSTAT, "S", path);
+            len = pc_encode(buf, cap, PC_T_LSTAT, "S", path);
             sl->check = CHK_STAT_REG;
         }
         break;
     case PC_T_OPEN:
         if (t->mix == MIX_MIXED && rnd(c) % 4 == 0) {
             pick_dir(c, path, sizeof(path));
-            len = pc_encode(buf, sizeof(buf), PC_T_OPEN, "Sd", path, (int32_t)O_DIRECTORY);
+            len = pc_encode(buf, cap, PC_T_OPEN, "Sd", path, (int32_t)O_DIRECTORY);
             sl->check = CHK_FD_DIR;
         } else {
             pick_file(c, path, sizeof(path));
-            len = pc_encode(buf, sizeof(buf), PC_T_OPEN, "Sd", path, (int32_t)O_RDONLY);
+            len = pc_encode(buf, cap, PC_T_OPEN, "Sd", path, (int32_t)O_RDONLY);
             sl->check = CHK_FD_REG;
         }
         break;
     case PC_T_CREATE:
-        len = pc_encode(buf, sizeof(buf), PC_T_CREATE, "sdddd", s->name,
+        len = pc_encode(buf, cap, PC_T_CREATE, "sdddd", s->name,
                         (int32_t)(O_CREAT | O_EXCL | O_WRONLY), (int32_t)0644, opt.uid, opt.gid);
         sl->check = CHK_FD_REG;
         break;
     case PC_T_REMOVE:
-        len = pc_encode(buf, sizeof(buf), PC_T_REMOVE, "s", s->name);
+        len = pc_encode(buf, cap, PC_T_REMOVE, "s", s->name);
         sl->check = CHK_STATUS_OK;
         break;
     case PC_T_STATFS:
         if (c->script_len > 1) {
-            len = pc_encode(buf, sizeof(buf), PC_T_STATFS, "S", s->name);
+            len = pc_encode(buf, cap, PC_T_STATFS, "S", s->name);
         } else {
             pick_file(c, path, sizeof(path));
-            len = pc_encode(buf, sizeof(buf), PC_T_STATFS, "S", path);
+            len = pc_encode(buf, cap, PC_T_STATFS, "S", path);
         }
         sl->check = CHK_STATFS;
         break;
     case PC_T_GETVERSION:
         pick_file(c, path, sizeof(path));
-        len = pc_encode(buf, sizeof(buf), PC_T_GETVERSION, "S", path);
+        len = pc_encode(buf, cap, PC_T_GETVERSION, "S", path);
         sl->check = CHK_VERSION;
         break;
     case PC_T_LGETXATTR:
         pick_file(c, path, sizeof(path));
-        len = pc_encode(buf, sizeof(buf), PC_T_LGETXATTR, "dSs", (int32_t)0, path,
+        len = pc_encode(buf, cap, PC_T_LGETXATTR, "dSs", (int32_t)0, path,
                         "security.capability");
         sl->kind = PC_KIND_STATUS;
         sl->check = CHK_XATTR_PROBE;
         break;
     case PC_T_CHMOD:
         pick_file(c, path, sizeof(path));
-        len = pc_encode(buf, sizeof(buf), PC_T_CHMOD, "Sd", path, (int32_t)0644);
+        len = pc_encode(buf, cap, PC_T_CHMOD, "Sd", path, (int32_t)0644);
         sl->check = CHK_STATUS_OK;
         break;
     case PC_T_UTIME:
         pick_file(c, path, sizeof(path));
-        len = pc_encode(buf, sizeof(buf), PC_T_UTIME, "Sqqqq", path, (int64_t)1700000000,
+        len = pc_encode(buf, cap, PC_T_UTIME, "Sqqqq", path, (int64_t)1700000000,
                         (int64_t)0, (int64_t)1700000000, (int64_t)0);
         sl->check = CHK_STATUS_OK;
         break;
     case PC_T_CHOWN:
         pick_file(c, path, sizeof(path));
-        len = pc_encode(buf, sizeof(buf), PC_T_CHOWN, "Sdd", path, (int32_t)0, (int32_t)0);
+        len = pc_encode(buf, cap, PC_T_CHOWN, "Sdd", path, (int32_t)0, (int32_t)0);
         sl->check = CHK_STATUS_OK;
         break;
     case PC_T_TRUNCATE:
         pick_file(c, path, sizeof(path));
-        len = pc_encode(buf, sizeof(buf), PC_T_TRUNCATE, "Sq", path, (int64_t)0);
+        len = pc_encode(buf, cap, PC_T_TRUNCATE, "Sq", path, (int64_t)0);
         sl->check = CHK_STATUS_OK;
         break;
     default:
         break;
+    }
+    return len;
+}
+
+/* Issues the next request of c; false when the connection has nothing more
+ * to send (run over, script finished). */
+static bool issue(struct bthread *t, struct bconn *c, int64_t now)
+{
+    uint8_t buf[256];
+    const struct step *s;
+    struct slot *sl;
+    int len;
+
+    if (c->dead) {
+        return false;
+    }
+    if (c->script_pos == c->script_len) {
+        /* Every connection completes one action at least, so that even a
+         * run starved of CPU checks the replies of its mix. */
+        if (now >= t->t_stop && c->actions > 0) {
+            return false;
+        }
+        if (t->budget != NULL && atomic_fetch_sub(t->budget, 1) <= 0) {
+            return false;
+        }
+        plan_action(t, c);
+        c->actions++;
+    }
+    s = &c->script[c->script_pos];
+    sl = &c->slots[(c->head + c->inflight) % MAX_PIPELINE];
+    sl->type = s->type;
+    sl->kind = (uint8_t)pc_reply_kind(s->type, 0);
+    if (s->check != CHK_NONE) {
+        sl->kind = (uint8_t)pc_reply_kind(s->type, s->arg);
+        sl->check = s->check;
+        snprintf(sl->expect, sizeof(sl->expect), "%s",
+                 s->check == CHK_READLINK ? s->name2 : "");
+        len = encode_step(s, buf, sizeof(buf));
+    } else {
+        len = encode_legacy(t, c, s, sl, buf, sizeof(buf));
     }
     sl->t_send = now;
     if (send_frame(t, c, buf, len) < 0) {
@@ -533,6 +821,95 @@ static bool fd_is(int fd, bool dir)
     struct stat st;
 
     return fstat(fd, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+}
+
+/* Judges a status (or size-probe) reply.  The one errno accepted as an
+ * answer is getversion's where the filesystem has no generation numbers
+ * (ENOTTY, EOPNOTSUPP): it is counted per type, so that the table can show
+ * both servers answering alike. */
+static void check_status(struct bthread *t, struct bconn *c, const struct slot *sl,
+                         int32_t status)
+{
+    const char *name = pc_type_name(sl->type);
+
+    if (status < 0) {
+        if (sl->check == CHK_XATTR_PROBE && status == -ENODATA) {
+            return;
+        }
+        if (sl->check == CHK_VERSION && (status == -ENOTTY || status == -EOPNOTSUPP)) {
+            c->accepted_errno = status;
+            return;
+        }
+        thread_error(t, c, "%s failed: %s", name, pc_strerror(status));
+        return;
+    }
+    switch (sl->check) {
+    case CHK_STATUS_OK:
+        if (status != 0) {
+            thread_error(t, c, "%s answered %d", name, status);
+        }
+        return;
+    case CHK_XATTR_LEN:
+        if (status != (int32_t)strlen(XATTR_VALUE)) {
+            thread_error(t, c, "%s probe answered %d, the value has %zu bytes", name, status,
+                         strlen(XATTR_VALUE));
+        }
+        return;
+    case CHK_LIST_LEN:
+        if (status < (int32_t)sizeof(XATTR_NAME)) {
+            thread_error(t, c, "%s probe answered %d, the list holds %s", name, status,
+                         XATTR_NAME);
+        }
+        return;
+    case CHK_XATTR_PROBE:
+        return;
+    default:
+        thread_error(t, c, "%s answered with a bare status %d", name, status);
+        return;
+    }
+}
+
+/* Checks the `s` payload of a readlink, getxattr or listxattr reply. */
+static int check_string(struct bthread *t, struct bconn *c, const struct slot *sl,
+                        const uint8_t *p, uint32_t size)
+{
+    const char *name = pc_type_name(sl->type);
+    const uint8_t *str;
+    size_t len;
+
+    if (pc_decode_string(p, size, &str, &len) < 0) {
+        thread_error(t, c, "%s payload of %u bytes is not one string", name, size);
+        return -1;
+    }
+    switch (sl->check) {
+    case CHK_READLINK:
+        if (len != strlen(sl->expect) || memcmp(str, sl->expect, len) != 0) {
+            thread_error(t, c, "%s: target '%.*s', expected '%s'", name, (int)len, str,
+                         sl->expect);
+        }
+        break;
+    case CHK_XATTR_VAL:
+        if (len != strlen(XATTR_VALUE) || memcmp(str, XATTR_VALUE, len) != 0) {
+            thread_error(t, c, "%s: value of %zu bytes, not the one set", name, len);
+        }
+        break;
+    default: { /* CHK_LIST_VAL: NUL-terminated names, one of them ours */
+        bool found = false;
+
+        for (size_t i = 0; i < len && !found;) {
+            const uint8_t *end = memchr(str + i, '\0', len - i);
+            size_t n = end != NULL ? (size_t)(end - (str + i)) : len - i;
+
+            found = end != NULL && n == strlen(XATTR_NAME) && memcmp(str + i, XATTR_NAME, n) == 0;
+            i += n + 1;
+        }
+        if (!found) {
+            thread_error(t, c, "%s: %zu bytes without %s", name, len, XATTR_NAME);
+        }
+        break;
+    }
+    }
+    return 0;
 }
 
 /* Checks a complete reply for the head slot; returns the bytes it used, 0 if
@@ -593,13 +970,7 @@ static int take_reply(struct bthread *t, struct bconn *c, int rfd)
             thread_error(t, c, "reply type %u with status %d", type, status);
             return -1;
         }
-        if (status < 0 && !(sl->check == CHK_XATTR_PROBE && status == -ENODATA)) {
-            thread_error(t, c, "%s failed: %s", pc_type_name(sl->type), pc_strerror(status));
-        } else if (status != 0 && sl->check == CHK_STATUS_OK) {
-            thread_error(t, c, "%s answered %d", pc_type_name(sl->type), status);
-        } else if (sl->kind != PC_KIND_STATUS) {
-            thread_error(t, c, "%s answered with a bare status", pc_type_name(sl->type));
-        }
+        check_status(t, c, sl, status);
         return PC_HDR_SIZE + 4;
     }
     switch (sl->check) {
@@ -617,18 +988,30 @@ static int take_reply(struct bthread *t, struct bconn *c, int rfd)
         }
         break;
     }
-    case CHK_STATFS:
-        if (size != PC_STATFS_SIZE) {
+    case CHK_STATFS: {
+        pc_proxy_statfs sf;
+
+        if (pc_decode_statfs(p + 8, size, &sf) < 0) {
             thread_error(t, c, "statfs payload of %u bytes", size);
             return -1;
         }
+        /* any real filesystem has a block size and a name length */
+        if (sf.bsize == 0 || sf.namelen == 0) {
+            thread_error(t, c, "statfs: block size %llu, name length %llu",
+                         (unsigned long long)sf.bsize, (unsigned long long)sf.namelen);
+        }
         break;
+    }
     case CHK_VERSION:
         if (size != PC_VERSION_SIZE) {
             thread_error(t, c, "getversion payload of %u bytes", size);
             return -1;
         }
         break;
+    case CHK_READLINK:
+    case CHK_XATTR_VAL:
+    case CHK_LIST_VAL:
+        return check_string(t, c, sl, p + 8, size) < 0 ? -1 : PC_HDR_SIZE + (int)size;
     default:
         break;
     }
@@ -751,7 +1134,14 @@ static void conn_readable(struct bthread *t, struct bconn *c, int ep)
             if (now >= t->ws && now < t->we) {
                 hist_add(&t->hist, (uint64_t)(now - sl->t_send));
                 t->ops++;
+                t->tcount[sl->type]++;
+                t->tlat_ns[sl->type] += (uint64_t)(now - sl->t_send);
+                if (c->accepted_errno != 0) {
+                    t->terrno[sl->type]++;
+                    t->terrno_val[sl->type] = c->accepted_errno;
+                }
             }
+            c->accepted_errno = 0;
             t->ops_total++;
             if (sl->kind == PC_KIND_FD) {
                 c->fd_inflight--;
@@ -1036,7 +1426,105 @@ struct result {
     long rss_kb;
     long errors;
     bool ok;
+    /* Per request type: replies in the window, their count / summed
+     * latency (ops/s of that type alone), accepted errno replies. */
+    long type_count[NTYPES], type_errno[NTYPES];
+    double type_ops_s[NTYPES];
+    int32_t type_errno_val[NTYPES];
 };
+
+/* ---- pinning ------------------------------------------------------------ */
+
+static cpu_set_t start_cpus;         /* what we were given */
+static int cpu_client = -1, cpu_server = -1;
+
+/* Finds the CPUs of --pin: the first two we may run on. */
+static void pin_init(void)
+{
+    if (sched_getaffinity(0, sizeof(start_cpus), &start_cpus) < 0) {
+        perror("vp-bench: sched_getaffinity");
+        exit(2);
+    }
+    for (int i = 0; i < CPU_SETSIZE; i++) {
+        if (!CPU_ISSET(i, &start_cpus)) {
+            continue;
+        }
+        if (cpu_client < 0) {
+            cpu_client = i;
+        } else if (cpu_server < 0) {
+            cpu_server = i;
+            break;
+        }
+    }
+}
+
+/* Pins the calling thread (and so whatever it forks or creates from now
+ * on) to cpu, or back to all of start_cpus for -1. */
+static void pin_self(int cpu)
+{
+    cpu_set_t set = start_cpus;
+
+    if (cpu >= 0) {
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+    }
+    if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+        fprintf(stderr, "vp-bench: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
+        exit(2);
+    }
+}
+
+/* ---- the creation directory --------------------------------------------- */
+
+/* The rename mix renames w/rN.a to w/rN.b and back: one per connection. */
+static void rename_fixtures(int nclients, bool make, struct result *res)
+{
+    char p[700];
+
+    for (int i = 0; i < nclients; i++) {
+        snprintf(p, sizeof(p), "%s/w/r%d.a", export_dir, i);
+        if (make) {
+            int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+            if (fd < 0) {
+                fprintf(stderr, "vp-bench: %s: %s\n", p, strerror(errno));
+                exit(2);
+            }
+            close(fd);
+        } else if (unlink(p) < 0) {
+            fprintf(stderr, "vp-bench: rename mix did not put %s back: %s\n", p,
+                    strerror(errno));
+            res->errors++;
+        }
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Every script removes what it made: after a run w/ must be empty again
+ * (anything left is an error of the server or of the script).  It is then
+ * made anew: an ext4 directory never shrinks, so reusing one would make
+ * every run slower than the one before. */
+static void fresh_w(const char *who, struct result *res)
+{
+    char w[700];
+
+    snprintf(w, sizeof(w), "%s/w", export_dir);
+    if (rmdir(w) < 0 && errno != ENOENT) {
+        fprintf(stderr, "vp-bench: %s: rmdir %s: %s (entries left behind)\n", who, w,
+                strerror(errno));
+        res->errors++;
+        nftw(w, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    make_dir(w);
+}
 
 static double cpu_self_us(void)
 {
@@ -1047,7 +1535,7 @@ static double cpu_self_us(void)
            (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
 }
 
-static struct result run_one(int kind, int mix, int nclients, int rep)
+static struct result run_one(int kind, int mix, int nclients, int rep, int pin)
 {
     struct result res = {0};
     struct server s;
@@ -1062,27 +1550,27 @@ static struct result run_one(int kind, int mix, int nclients, int rep)
     uint64_t ops = 0;
     long hz = sysconf(_SC_CLK_TCK);
 
-    /* A fresh directory for creations: an ext4 directory never shrinks, so
-     * reusing one would make every run slower than the one before. */
-    {
-        char w[700];
-
-        snprintf(w, sizeof(w), "%s/w", export_dir);
-        if (rmdir(w) < 0 && errno != ENOENT) {
-            fprintf(stderr, "vp-bench: rmdir %s: %s (files left by an earlier run)\n", w,
-                    strerror(errno));
-            res.errors++;
-        }
-        make_dir(w);
+    fresh_w("before the run", &res);
+    if (mix == MIX_RENAME) {
+        rename_fixtures(nclients, true, &res);
+    }
+    /* The servers inherit the affinity of the thread that forks them, the
+     * client threads that of the thread that creates them. */
+    if (pin != PIN_NONE) {
+        pin_self(pin == PIN_SAME ? cpu_client : cpu_server);
     }
     if (server_start(&s, kind, nclients, nclients + 64) < 0) {
         server_stop(&s);
+        pin_self(-1);
         res.errors = 1;
         total_errors++;
         free(th);
         free(conns);
         free(h);
         return res;
+    }
+    if (pin != PIN_NONE) {
+        pin_self(cpu_client);
     }
     for (int i = 0; i < nthreads; i++) {
         th[i].conns = calloc((size_t)nclients, sizeof(struct bconn *));
@@ -1133,18 +1621,39 @@ static struct result run_one(int kind, int mix, int nclients, int rep)
     }
     res.rss_kb = server_status_kb(&s, "VmHWM");
     server_stop(&s);
+    pin_self(-1);
+    if (mix == MIX_RENAME) {
+        rename_fixtures(nclients, false, &res);
+    }
+    fresh_w(mix_names[mix], &res);
     for (int i = 0; i < nthreads; i++) {
         for (int b = 0; b < HBUCKETS; b++) {
             h->b[b] += th[i].hist.b[b];
         }
         h->n += th[i].hist.n;
         ops += th[i].ops;
+        for (int k = 0; k < NTYPES; k++) {
+            uint64_t lat = th[i].tlat_ns[k];
+
+            /* summed over threads: per type, count / summed latency */
+            res.type_count[k] += (long)th[i].tcount[k];
+            res.type_ops_s[k] += (double)lat; /* ns for now */
+            res.type_errno[k] += (long)th[i].terrno[k];
+            if (th[i].terrno[k] > 0) {
+                res.type_errno_val[k] = th[i].terrno_val[k];
+            }
+        }
         res.errors += (long)th[i].errors;
         if (th[i].first_error[0] != '\0') {
             fprintf(stderr, "vp-bench: %s/%s/%d: %lu errors, first: %s\n", server_names[kind],
                     mix_names[mix], nclients, (unsigned long)th[i].errors, th[i].first_error);
         }
         free(th[i].conns);
+    }
+    for (int k = 0; k < NTYPES; k++) {
+        res.type_ops_s[k] = res.type_ops_s[k] > 0 ? (double)res.type_count[k] * 1e9 /
+                                                        res.type_ops_s[k]
+                                                  : 0;
     }
     res.ops_s = (double)ops / ((double)(we - ws) / 1e9);
     res.p50 = hist_pct(h, 0.50) / 1e3;
@@ -1156,18 +1665,25 @@ static struct result run_one(int kind, int mix, int nclients, int rep)
     res.ok = res.errors == 0;
     total_errors += res.errors;
     if (csv_out != NULL) {
-        fprintf(csv_out, "%s,%s,%d,%d,%d,%.0f,%.1f,%.1f,%.1f,%.1f,%.2f,%.2f,%ld,%d,%ld\n",
+        int ty = mix_type[mix];
+
+        fprintf(csv_out,
+                "%s,%s,%d,%d,%d,%.0f,%.1f,%.1f,%.1f,%.1f,%.2f,%.2f,%ld,%d,%ld,%s,%s,%ld,%.0f,"
+                "%ld\n",
                 server_names[kind], mix_names[mix], nclients, opt.pipeline, rep, res.ops_s,
                 res.p50, res.p90, res.p99, res.p999, res.cpu_us_op, res.client_cpu_us_op,
-                res.rss_kb, s.npids, res.errors);
+                res.rss_kb, s.npids, res.errors, pin_names[pin],
+                ty != 0 ? pc_type_name((uint32_t)ty) : "", res.type_count[ty],
+                res.type_ops_s[ty], res.type_errno[ty]);
         fflush(csv_out);
     }
     if (opt.verbose) {
         fprintf(stderr,
-                "  %-4s %-6s c=%-3d rep=%d  %9.0f ops/s  p50 %7.1f p99 %7.1f p99.9 %7.1f us  "
-                "srv %.2f us/op  cli %.2f us/op  rss %ld KiB  err %ld\n",
-                server_names[kind], mix_names[mix], nclients, rep, res.ops_s, res.p50, res.p99,
-                res.p999, res.cpu_us_op, res.client_cpu_us_op, res.rss_kb, res.errors);
+                "  %-4s %-11s %-5s c=%-3d rep=%d  %9.0f ops/s (type %9.0f)  p50 %7.1f p99 %7.1f "
+                "p99.9 %7.1f us  srv %.2f us/op  cli %.2f us/op  rss %ld KiB  err %ld\n",
+                server_names[kind], mix_names[mix], pin_names[pin], nclients, rep, res.ops_s,
+                res.type_ops_s[mix_type[mix]], res.p50, res.p99, res.p999, res.cpu_us_op,
+                res.client_cpu_us_op, res.rss_kb, res.errors);
     }
     free(th);
     free(conns);
@@ -1248,15 +1764,6 @@ static int run_idle(long n)
 
 static char own_workdir[64]; /* made by us: removed at exit */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void rm_workdir(void)
 {
     if (own_workdir[0] != '\0') {
@@ -1292,13 +1799,35 @@ static void parse_list(const char *arg, const char *what, const char *const *nam
     free(copy);
 }
 
+/* --mix: names, 'types' (the 20 per-type mixes) or 'all' (and mixed). */
+static void parse_mixes(const char *arg)
+{
+    if (strcmp(arg, "types") == 0 || strcmp(arg, "all") == 0) {
+        opt.nmixes = 0;
+        for (size_t i = 0; i < sizeof(type_mix_order) / sizeof(type_mix_order[0]); i++) {
+            opt.mixes[opt.nmixes++] = type_mix_order[i];
+        }
+        if (strcmp(arg, "all") == 0) {
+            opt.mixes[opt.nmixes++] = MIX_MIXED;
+        }
+        return;
+    }
+    parse_list(arg, "mix", mix_names, NMIXES, opt.mixes, &opt.nmixes, MAX_MIXES);
+}
+
 static void usage(int status)
 {
     fprintf(status == 0 ? stdout : stderr,
             "usage: vp-bench [options]\n"
             "  --servers LIST      ours,ref,min,bare (default: ours,ref,min, alternating;\n"
             "                      bare: ours with request counting off)\n"
-            "  --mix LIST          lstat,open,create,mixed (default lstat)\n"
+            "  --mix LIST          lstat,open,create,mixed, or a request type's own mix:\n"
+            "                      mkdir,mknod,symlink,link,rename,remove,chmod,chown,\n"
+            "                      truncate,utime,readlink,statfs,getxattr,listxattr,\n"
+            "                      setxattr,removexattr,getversion; 'types': all 20\n"
+            "                      types, 'all': those and mixed (default lstat)\n"
+            "  --pin LIST          none,same,split: client and servers unpinned, on one\n"
+            "                      CPU, or on two different CPUs (default none)\n"
             "  --clients LIST      concurrent connections, e.g. 1,4,16,64,256 (default 1)\n"
             "  --duration S        measured seconds per run (default 3)\n"
             "  --warmup S          unmeasured seconds before (default 0.5)\n"
@@ -1315,6 +1844,8 @@ static void usage(int status)
             "  --daemon PATH --reference PATH --minserver PATH   server binaries\n"
             "  --workdir DIR       export tree, sockets and logs (default: a new /tmp dir)\n"
             "  --csv FILE          one line per run;  --summary FILE  medians and ratios\n"
+            "  --markdown FILE     append the issue-12 tables (per type at 1 client, CPU\n"
+            "                      per request at more)\n"
             "  -v, --verbose       print every run\n",
             MAX_PIPELINE);
     exit(status);
@@ -1331,6 +1862,303 @@ static double median(double *v, int n)
         }
     }
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ---- reporting ---------------------------------------------------------- */
+
+static struct result *res; /* [pin][mix][clients][server][rep] */
+#define RES(p, m, c, sv, r)                                                                   \
+    (&res[(((((size_t)(p) * (size_t)opt.nmixes + (size_t)(m)) * (size_t)opt.nclients +       \
+             (size_t)(c)) * (size_t)opt.nservers + (size_t)(sv)) * (size_t)opt.repeat) +      \
+          (size_t)(r)])
+
+enum { F_OPS, F_P50, F_P99, F_P999, F_CPU, F_CCPU, F_TYPE_OPS, NFIELDS };
+
+/* Medians over the repetitions of one cell, by server kind.  Ratios are
+ * the medians of the per-repetition ratios: ours and the other server ran
+ * back to back in each repetition, so a burst of load elsewhere on the
+ * machine spoils one pair, not the comparison. */
+struct cell {
+    double med[MAX_SERVERS][NFIELDS];
+    double pair[MAX_SERVERS][NFIELDS]; /* ours / this server, 0 if not run */
+    long rss[MAX_SERVERS], errs;
+    bool have[MAX_SERVERS];
+    /* the mix's own type, summed over the repetitions */
+    long type_count[MAX_SERVERS], type_errno[MAX_SERVERS];
+    int32_t errno_val[MAX_SERVERS];
+};
+
+static double field_of(const struct result *y, int f, int ty)
+{
+    switch (f) {
+    case F_OPS:
+        return y->ops_s;
+    case F_P50:
+        return y->p50;
+    case F_P99:
+        return y->p99;
+    case F_P999:
+        return y->p999;
+    case F_CPU:
+        return y->cpu_us_op;
+    case F_CCPU:
+        return y->client_cpu_us_op;
+    default:
+        return y->type_ops_s[ty];
+    }
+}
+
+static void cell_medians(int p, int m, int c, struct cell *x)
+{
+    int ty = mix_type[opt.mixes[m]];
+
+    memset(x, 0, sizeof(*x));
+    for (int sv = 0; sv < opt.nservers; sv++) {
+        int kind = opt.servers[sv];
+        double v[NFIELDS][MAX_REPEAT];
+
+        for (int r = 0; r < opt.repeat; r++) {
+            const struct result *y = RES(p, m, c, sv, r);
+
+            for (int f = 0; f < NFIELDS; f++) {
+                v[f][r] = field_of(y, f, ty);
+            }
+            x->rss[kind] = y->rss_kb > x->rss[kind] ? y->rss_kb : x->rss[kind];
+            x->errs += y->errors;
+            x->type_count[kind] += y->type_count[ty];
+            x->type_errno[kind] += y->type_errno[ty];
+            if (y->type_errno[ty] > 0) {
+                x->errno_val[kind] = y->type_errno_val[ty];
+            }
+        }
+        for (int f = 0; f < NFIELDS; f++) {
+            x->med[kind][f] = median(v[f], opt.repeat);
+        }
+        x->have[kind] = true;
+    }
+    for (int so = 0; so < opt.nservers; so++) {
+        if (opt.servers[so] != SRV_OURS) {
+            continue;
+        }
+        for (int sv = 0; sv < opt.nservers; sv++) {
+            for (int f = 0; f < NFIELDS; f++) {
+                double v[MAX_REPEAT];
+                int n = 0;
+
+                for (int r = 0; r < opt.repeat; r++) {
+                    double o = field_of(RES(p, m, c, so, r), f, ty);
+                    double y = field_of(RES(p, m, c, sv, r), f, ty);
+
+                    if (y > 0 && o > 0) {
+                        v[n++] = o / y;
+                    }
+                }
+                x->pair[opt.servers[sv]][f] = n > 0 ? median(v, n) : 0;
+            }
+        }
+    }
+}
+
+/* ours / server b for field f: the median of the per-repetition ratios. */
+static double ratio_of(const struct cell *x, int b, int f)
+{
+    return x->have[SRV_OURS] && x->have[b] ? x->pair[b][f] : 0.0;
+}
+
+static void print_cell(int p, int m, int c, const struct cell *x)
+{
+    for (int sv = 0; sv < opt.nservers; sv++) {
+        int kind = opt.servers[sv];
+        char ratio[32] = "";
+
+        if (kind != SRV_OURS && ratio_of(x, kind, F_OPS) > 0) {
+            snprintf(ratio, sizeof(ratio), "%.2fx", ratio_of(x, kind, F_OPS));
+        }
+        printf("%-11s %5d %-5s %-4s %10.0f %10.0f %9.1f %9.1f %9.1f %10.2f %8.1fM %10s\n",
+               mix_names[opt.mixes[m]], opt.clients[c], pin_names[opt.pins[p]],
+               server_names[kind], x->med[kind][F_OPS], x->med[kind][F_TYPE_OPS],
+               x->med[kind][F_P50], x->med[kind][F_P99], x->med[kind][F_P999],
+               x->med[kind][F_CPU], x->rss[kind] / 1024.0, ratio);
+    }
+}
+
+
+static void summary_line(FILE *sum, int p, int m, int c, const struct cell *x)
+{
+    fprintf(sum, "%s,%d,%d", mix_names[opt.mixes[m]], opt.clients[c], opt.pipeline);
+    for (int k = 0; k < 3; k++) {
+        if (x->have[k]) {
+            fprintf(sum, ",%.0f,%.1f,%.1f,%.1f,%.2f,%ld", x->med[k][F_OPS], x->med[k][F_P50],
+                    x->med[k][F_P99], x->med[k][F_P999], x->med[k][F_CPU], x->rss[k]);
+        } else {
+            fprintf(sum, ",,,,,,");
+        }
+    }
+    fprintf(sum, ",%.3f,%.3f,%.3f,%ld,%s", ratio_of(x, SRV_REF, F_OPS),
+            ratio_of(x, SRV_MIN, F_OPS), ratio_of(x, SRV_REF, F_CPU),
+            x->errs, pin_names[opt.pins[p]]);
+    for (int k = 0; k < 3; k++) {
+        if (x->have[k]) {
+            fprintf(sum, ",%.0f", x->med[k][F_TYPE_OPS]);
+        } else {
+            fprintf(sum, ",");
+        }
+    }
+    fprintf(sum, "\n");
+}
+
+static const char *verdict(double ratio, double target, bool at_least)
+{
+    if (ratio <= 0) {
+        return "—";
+    }
+    return (at_least ? ratio >= target : ratio <= target) ? "met" : "**not met**";
+}
+
+static const char *pin_label(int pin)
+{
+    return pin == PIN_SAME ? "same CPU" : pin == PIN_SPLIT ? "split CPUs" : "unpinned";
+}
+
+/* A table cell: v with the given decimals, or a dash when not measured. */
+static void md_num(FILE *md, bool have, double v, int decimals)
+{
+    if (have) {
+        fprintf(md, " %.*f |", decimals, v);
+    } else {
+        fprintf(md, " — |");
+    }
+}
+
+/* One row of the 1-client table: a type's own ops/s, or a mix's overall. */
+static void md_type_row(FILE *md, int m, int c, const char *label, int field)
+{
+    fprintf(md, "| %s |", label);
+    for (int p = 0; p < opt.npins; p++) {
+        struct cell x;
+        double r;
+
+        cell_medians(p, m, c, &x);
+        r = ratio_of(&x, SRV_REF, field);
+        md_num(md, x.have[SRV_OURS], x.med[SRV_OURS][field], 0);
+        md_num(md, x.have[SRV_REF], x.med[SRV_REF][field], 0);
+        md_num(md, r > 0, r, 2);
+        fprintf(md, " %s |", verdict(r, 1.0, true));
+    }
+    fprintf(md, "\n");
+}
+
+/* Errors of all the cells of one client count; accepted errnos listed. */
+static long md_notes(FILE *md, int c)
+{
+    long errs = 0;
+
+    for (int p = 0; p < opt.npins; p++) {
+        for (int m = 0; m < opt.nmixes; m++) {
+            struct cell x;
+
+            cell_medians(p, m, c, &x);
+            errs += x.errs;
+            for (int sv = 0; sv < opt.nservers; sv++) {
+                int k = opt.servers[sv];
+
+                if (x.type_errno[k] > 0) {
+                    fprintf(md, "* %s, %s: %s answered %s to %ld of its %ld %s requests.\n",
+                            mix_names[opt.mixes[m]], pin_label(opt.pins[p]), server_names[k],
+                            pc_strerror(x.errno_val[k]), x.type_errno[k], x.type_count[k],
+                            mix_names[opt.mixes[m]]);
+                }
+            }
+        }
+    }
+    fprintf(md, "* Wrong or missing replies in these runs: %ld.\n", errs);
+    return errs;
+}
+
+static void md_per_type(FILE *md, int c)
+{
+    fprintf(md, "\n#### 1 client, one request in flight: ops/s (target ours/ref ≥ 1.0)\n\n"
+                "Request rows: that type's own ops/s (its replies ÷ the time spent waiting "
+                "for them); *mix* rows: all requests of the mix ÷ the measured window. "
+                "Medians of %d × %.1f s; ours/ref is the median of the per-repetition "
+                "ratios (ours and ref back to back).\n\n| request |",
+            opt.repeat, opt.duration);
+    for (int p = 0; p < opt.npins; p++) {
+        const char *l = pin_label(opt.pins[p]);
+
+        fprintf(md, " ours %s | ref %s | ours/ref | %s |", l, l, l);
+    }
+    fprintf(md, "\n|---|");
+    for (int p = 0; p < opt.npins; p++) {
+        fprintf(md, "---:|---:|---:|---|");
+    }
+    fprintf(md, "\n");
+    for (int m = 0; m < opt.nmixes; m++) {
+        if (opt.mixes[m] != MIX_MIXED) {
+            md_type_row(md, m, c, mix_names[opt.mixes[m]], F_TYPE_OPS);
+        }
+    }
+    for (int m = 0; m < opt.nmixes; m++) {
+        if (opt.mixes[m] <= MIX_MIXED) {
+            char label[48];
+
+            snprintf(label, sizeof(label), "*mix %s*", mix_names[opt.mixes[m]]);
+            md_type_row(md, m, c, label, F_OPS);
+        }
+    }
+    fprintf(md, "\n");
+    md_notes(md, c);
+}
+
+/* Server CPU per request with many clients: ours against ref and min. */
+static void md_cpu(FILE *md, int c)
+{
+    for (int p = 0; p < opt.npins; p++) {
+        fprintf(md, "\n#### %d clients (%s): server CPU µs per request "
+                    "(targets ours/ref ≤ 0.6; ours/min ≤ 1.15 for lstat and open)\n\n"
+                    "Medians of %d × %.1f s; ratios are medians of the per-repetition "
+                    "ratios.\n\n"
+                    "| mix | ours | ref | min | ours/ref | ≤ 0.6 | ours/min | ≤ 1.15 | "
+                    "ops/s ours/ref |\n"
+                    "|---|---:|---:|---:|---:|---|---:|---|---:|\n",
+                opt.clients[c], pin_label(opt.pins[p]), opt.repeat, opt.duration);
+        for (int m = 0; m < opt.nmixes; m++) {
+            int mix = opt.mixes[m];
+            struct cell x;
+            double rr, rm;
+
+            cell_medians(p, m, c, &x);
+            rr = ratio_of(&x, SRV_REF, F_CPU);
+            rm = ratio_of(&x, SRV_MIN, F_CPU);
+            fprintf(md, "| %s |", mix_names[mix]);
+            md_num(md, x.have[SRV_OURS], x.med[SRV_OURS][F_CPU], 2);
+            md_num(md, x.have[SRV_REF], x.med[SRV_REF][F_CPU], 2);
+            md_num(md, x.have[SRV_MIN], x.med[SRV_MIN][F_CPU], 2);
+            md_num(md, rr > 0, rr, 2);
+            fprintf(md, " %s |", verdict(rr, 0.6, false));
+            md_num(md, rm > 0, rm, 2);
+            fprintf(md, " %s |", mix == MIX_LSTAT || mix == MIX_OPEN ? verdict(rm, 1.15, false)
+                                                                      : "(no target)");
+            md_num(md, ratio_of(&x, SRV_REF, F_OPS) > 0,
+                   ratio_of(&x, SRV_REF, F_OPS), 2);
+            fprintf(md, "\n");
+        }
+    }
+    fprintf(md, "\n");
+    md_notes(md, c);
+}
+
+/* The issue-12 tables: per type for every 1-client cell, CPU per request
+ * for every cell with more clients. */
+static void markdown_tables(FILE *md)
+{
+    for (int c = 0; c < opt.nclients; c++) {
+        if (opt.clients[c] == 1) {
+            md_per_type(md, c);
+        } else {
+            md_cpu(md, c);
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -1357,11 +2185,12 @@ int main(int argc, char **argv)
         {"workdir", required_argument, NULL, 'w'},
         {"csv", required_argument, NULL, 4},
         {"summary", required_argument, NULL, 5},
+        {"markdown", required_argument, NULL, 6},
+        {"pin", required_argument, NULL, 'P'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static struct result res[MAX_MIXES][MAX_CLIENTS_LIST][MAX_SERVERS][MAX_REPEAT];
     char tmpl[] = "/tmp/vp-bench.XXXXXX";
     struct rlimit rl;
     FILE *sum = NULL;
@@ -1375,6 +2204,8 @@ int main(int argc, char **argv)
     opt.nmixes = 1;
     opt.clients[0] = 1;
     opt.nclients = 1;
+    opt.pins[0] = PIN_NONE;
+    opt.npins = 1;
     opt.daemon = "src/virtfs-proxyd";
     opt.reference = "/usr/lib/qemu/virtfs-proxy-helper";
     opt.minserver = "contrib/bench/minserver";
@@ -1385,7 +2216,10 @@ int main(int argc, char **argv)
                        MAX_SERVERS);
             break;
         case 'm':
-            parse_list(optarg, "mix", mix_names, 4, opt.mixes, &opt.nmixes, MAX_MIXES);
+            parse_mixes(optarg);
+            break;
+        case 'P':
+            parse_list(optarg, "pin mode", pin_names, 3, opt.pins, &opt.npins, MAX_PINS);
             break;
         case 'c':
             parse_list(optarg, "client count", NULL, 0, opt.clients, &opt.nclients,
@@ -1458,6 +2292,9 @@ int main(int argc, char **argv)
         case 5:
             opt.summary = optarg;
             break;
+        case 6:
+            opt.markdown = optarg;
+            break;
         case 'v':
             opt.verbose = true;
             break;
@@ -1469,6 +2306,15 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    pin_init();
+    for (int p = 0; p < opt.npins; p++) {
+        if (opt.pins[p] != PIN_NONE && (cpu_client < 0 || (opt.pins[p] == PIN_SPLIT &&
+                                                           cpu_server < 0))) {
+            fprintf(stderr, "vp-bench: --pin %s needs %s CPUs to run on\n",
+                    pin_names[opt.pins[p]], opt.pins[p] == PIN_SPLIT ? "two" : "one");
+            return 2;
+        }
+    }
     /* Thousands of sockets, on this side and (inherited) the daemon's. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -1516,7 +2362,7 @@ int main(int argc, char **argv)
         if (fresh) {
             fprintf(csv_out, "server,mix,clients,pipeline,rep,ops_s,p50_us,p90_us,p99_us,"
                              "p999_us,server_cpu_us_op,client_cpu_us_op,server_peak_rss_kib,"
-                             "server_procs,errors\n");
+                             "server_procs,errors,pin,type,type_count,type_ops_s,type_errno\n");
         }
     }
     if (opt.idle > 0) {
@@ -1528,15 +2374,25 @@ int main(int argc, char **argv)
         }
     }
 
+    res = calloc((size_t)opt.npins * (size_t)opt.nmixes * (size_t)opt.nclients *
+                     (size_t)opt.nservers * (size_t)opt.repeat,
+                 sizeof(*res));
+    if (res == NULL) {
+        perror("vp-bench");
+        return 2;
+    }
     /* Alternate servers inside every repetition so that drift of the
      * machine hits all of them alike. */
     for (int r = 0; r < opt.repeat; r++) {
-        for (int m = 0; m < opt.nmixes; m++) {
-            for (int c = 0; c < opt.nclients; c++) {
-                for (int sv = 0; sv < opt.nservers; sv++) {
-                    int k = (sv + r) % opt.nservers; /* rotate who goes first */
+        for (int p = 0; p < opt.npins; p++) {
+            for (int m = 0; m < opt.nmixes; m++) {
+                for (int c = 0; c < opt.nclients; c++) {
+                    for (int sv = 0; sv < opt.nservers; sv++) {
+                        int k = (sv + r) % opt.nservers; /* rotate who goes first */
 
-                    res[m][c][k][r] = run_one(opt.servers[k], opt.mixes[m], opt.clients[c], r);
+                        *RES(p, m, c, k, r) = run_one(opt.servers[k], opt.mixes[m],
+                                                      opt.clients[c], r, opt.pins[p]);
+                    }
                 }
             }
         }
@@ -1553,74 +2409,46 @@ int main(int argc, char **argv)
                         server_names[k], server_names[k], server_names[k], server_names[k],
                         server_names[k], server_names[k]);
             }
-            fprintf(sum, ",ours_vs_ref_ops,ours_vs_min_ops,ours_vs_ref_cpu,errors\n");
+            fprintf(sum, ",ours_vs_ref_ops,ours_vs_min_ops,ours_vs_ref_cpu,errors,pin");
+            for (int k = 0; k < 3; k++) {
+                fprintf(sum, ",%s_type_ops_s", server_names[k]);
+            }
+            fprintf(sum, "\n");
         }
     }
-    printf("%-6s %5s  %-4s %10s %9s %9s %9s %10s %10s %10s\n", "mix", "conns", "srv", "ops/s",
-           "p50 us", "p99 us", "p99.9 us", "srv us/op", "peak RSS", "vs ours");
-    for (int m = 0; m < opt.nmixes; m++) {
-        for (int c = 0; c < opt.nclients; c++) {
-            double med[MAX_SERVERS][6] = {{0}};
-            long rss[MAX_SERVERS] = {0}, errs = 0;
-            bool have[MAX_SERVERS] = {false};
+    printf("%-11s %5s %-5s %-4s %10s %10s %9s %9s %9s %10s %10s %10s\n", "mix", "conns", "pin",
+           "srv", "ops/s", "type ops/s", "p50 us", "p99 us", "p99.9 us", "srv us/op",
+           "peak RSS", "vs ours");
+    for (int p = 0; p < opt.npins; p++) {
+        for (int m = 0; m < opt.nmixes; m++) {
+            for (int c = 0; c < opt.nclients; c++) {
+                struct cell x;
 
-            for (int sv = 0; sv < opt.nservers; sv++) {
-                int kind = opt.servers[sv];
-                double v[6][MAX_REPEAT];
-
-                for (int r = 0; r < opt.repeat; r++) {
-                    const struct result *x = &res[m][c][sv][r];
-
-                    v[0][r] = x->ops_s;
-                    v[1][r] = x->p50;
-                    v[2][r] = x->p99;
-                    v[3][r] = x->p999;
-                    v[4][r] = x->cpu_us_op;
-                    v[5][r] = x->client_cpu_us_op;
-                    rss[kind] = x->rss_kb > rss[kind] ? x->rss_kb : rss[kind];
-                    errs += x->errors;
+                cell_medians(p, m, c, &x);
+                print_cell(p, m, c, &x);
+                if (sum != NULL) {
+                    summary_line(sum, p, m, c, &x);
                 }
-                for (int f = 0; f < 6; f++) {
-                    med[kind][f] = median(v[f], opt.repeat);
-                }
-                have[kind] = true;
-            }
-            for (int sv = 0; sv < opt.nservers; sv++) {
-                int kind = opt.servers[sv];
-                char ratio[32] = "";
-
-                if (kind != SRV_OURS && have[SRV_OURS] && med[kind][0] > 0) {
-                    snprintf(ratio, sizeof(ratio), "%.2fx", med[SRV_OURS][0] / med[kind][0]);
-                }
-                printf("%-6s %5d  %-4s %10.0f %9.1f %9.1f %9.1f %10.2f %8.1fM %10s\n",
-                       mix_names[opt.mixes[m]], opt.clients[c], server_names[kind],
-                       med[kind][0], med[kind][1], med[kind][2], med[kind][3], med[kind][4],
-                       rss[kind] / 1024.0, ratio);
-            }
-            if (sum != NULL) {
-                fprintf(sum, "%s,%d,%d", mix_names[opt.mixes[m]], opt.clients[c], opt.pipeline);
-                for (int k = 0; k < 3; k++) {
-                    if (have[k]) {
-                        fprintf(sum, ",%.0f,%.1f,%.1f,%.1f,%.2f,%ld", med[k][0], med[k][1],
-                                med[k][2], med[k][3], med[k][4], rss[k]);
-                    } else {
-                        fprintf(sum, ",,,,,,");
-                    }
-                }
-                fprintf(sum, ",%.3f,%.3f,%.3f,%ld\n",
-                        have[0] && have[1] && med[1][0] > 0 ? med[0][0] / med[1][0] : 0.0,
-                        have[0] && have[2] && med[2][0] > 0 ? med[0][0] / med[2][0] : 0.0,
-                        have[0] && have[1] && med[1][4] > 0 ? med[0][4] / med[1][4] : 0.0,
-                        errs);
             }
         }
     }
     if (sum != NULL) {
         fclose(sum);
     }
+    if (opt.markdown != NULL) {
+        FILE *md = fopen(opt.markdown, "a");
+
+        if (md == NULL) {
+            perror(opt.markdown);
+            return 2;
+        }
+        markdown_tables(md);
+        fclose(md);
+    }
     if (csv_out != NULL) {
         fclose(csv_out);
     }
+    free(res);
     if (total_errors > 0) {
         fprintf(stderr, "vp-bench: %ld errors (wrong or missing replies)\n", total_errors);
         return 1;
