@@ -2177,7 +2177,7 @@ int main(int argc, char **argv)
         {"uid", required_argument, NULL, 'u'},
         {"gid", required_argument, NULL, 'g'},
         {"daemon-threads", required_argument, NULL, 'T'},
-        {"daemon-arg", required_argument, NULL, 6},
+        {"daemon-arg", required_argument, NULL, 7},
         {"idle", required_argument, NULL, 'I'},
         {"daemon", required_argument, NULL, 1},
         {"reference", required_argument, NULL, 2},
@@ -2264,7 +2264,7 @@ int main(int argc, char **argv)
         case 'T':
             opt.daemon_threads = atoi(optarg);
             break;
-        case 6:
+        case 7:
             if (opt.ndaemon_args == (int)(sizeof(opt.daemon_args) / sizeof(opt.daemon_args[0]))) {
                 fprintf(stderr, "vp-bench: --daemon-arg: at most 8\n");
                 return 2;
