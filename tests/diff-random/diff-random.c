@@ -76,6 +76,7 @@ typedef struct run {
     bool minimize_known;
     GPtrArray *classes;   /* klass * */
     unsigned long total, identical, known, failures;
+    unsigned long per_type[PC_T_GETVERSION + 1];
     GArray *seeds;
 } run;
 
@@ -273,6 +274,7 @@ static void record(run *r, const dr_step *st, uint64_t seed, unsigned stepno,
         print_step(stdout, "#", st);
     }
     r->total++;
+    r->per_type[st->req->type]++;
     if (key == NULL) {
         r->identical++;
         return;
@@ -719,6 +721,10 @@ static void report(run *r, FILE *f, double secs, const dr_session *s)
                "reference helper starts: %u (one per R1-triggering creation or crash); "
                "virtfs-proxyd starts: %u (one per seed, more after a failure).\n",
             reb, pred, rr, orr);
+    fprintf(f, "Requests per type:");
+    for (uint32_t t = PC_T_OPEN; t <= PC_T_GETVERSION; t++) {
+        fprintf(f, " %s %lu%s", pc_type_name(t), r->per_type[t], t < PC_T_GETVERSION ? "," : ".\n");
+    }
     for (int g = 0; g < (int)G_N_ELEMENTS(rank_title); g++) {
         bool any = false;
 

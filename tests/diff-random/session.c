@@ -756,14 +756,27 @@ static const char *type_name(unsigned m)
     }
 }
 
+/* Printable, a run of 8 or more equal letters or digits as "a{250}" (the
+ * form tree.c and req.c use), braces escaped. */
 static void append_bytes(GString *out, const uint8_t *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (g_ascii_isprint(p[i]) && p[i] != '\\') {
+    for (size_t i = 0; i < len;) {
+        size_t run = 1;
+
+        while (i + run < len && p[i + run] == p[i]) {
+            run++;
+        }
+        if (run >= 8 && g_ascii_isalnum(p[i])) {
+            g_string_append_printf(out, "%c{%zu}", p[i], run);
+            i += run;
+            continue;
+        }
+        if (g_ascii_isprint(p[i]) && p[i] != '\\' && p[i] != '{' && p[i] != '}') {
             g_string_append_c(out, (char)p[i]);
         } else {
             g_string_append_printf(out, "\\x%02x", p[i]);
         }
+        i++;
     }
 }
 
