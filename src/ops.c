@@ -641,12 +641,27 @@ static int reply_open_checked(int pfd, int flags, bool creat, unsigned int ops_f
     return 0;
 }
 
-static int open_existing(const struct export *ex, const char *path, int flags,
+/* Opens what path names, following a final symlink unless O_NOFOLLOW.
+ * creat: O_CREAT was given, so a directory is EISDIR (open(2)'s answer for
+ * an existing one). */
+static int open_existing(const struct export *ex, const char *path, int flags, bool creat,
                          unsigned int ops_flags, struct proto_reply *rep)
 {
     int pfd = obj_open(ex, path, !(flags & O_NOFOLLOW));
 
-    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, false, ops_flags, rep);
+    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, creat, ops_flags, rep);
+}
+
+/* O_PATH, in T_OPEN and T_CREATE alike: open(2) then keeps only
+ * O_DIRECTORY and O_NOFOLLOW (build_open_flags), so O_CREAT, O_EXCL,
+ * O_TRUNC, O_TMPFILE and the access mode are ignored, nothing is created
+ * (a missing name is ENOENT) and not even O_CREAT|O_DIRECTORY is EINVAL.
+ * The descriptor is the O_PATH one itself: nothing is ever opened for I/O,
+ * and only regular files and directories are sent (reply_open_checked). */
+static int open_o_path(const struct export *ex, const char *path, int flags,
+                       struct proto_reply *rep)
+{
+    return open_existing(ex, path, flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW), false, 0, rep);
 }
 
 /* The flags open(2) refuses before it looks at the path (build_open_flags):
@@ -668,6 +683,40 @@ static int ret_errno(long ret)
     return ret < 0 ? -errno : 0;
 }
 
+/* T_OPEN with O_CREAT.  QEMU never sends it (T_CREATE exists for that),
+ * and T_OPEN never creates: it runs as the daemon, not as the guest's user,
+ * and carries no mode (the reference creates the file as root with whatever
+ * mode its stack held).  A free name, or a dangling final symlink, is
+ * therefore ENOENT (a deliberate divergence).  For an existing object the
+ * answer is open(2)'s with O_CREAT, in its order: EISDIR for a trailing
+ * slash, EEXIST with O_EXCL (the final symlink is not followed), EISDIR for
+ * a directory ("." and ".." and the root included). */
+static int open_creat_existing(const struct export *ex, const char *path, int flags,
+                               unsigned int ops_flags, struct proto_reply *rep)
+{
+    struct at at;
+    struct stat st;
+    int ret = at_parent(ex, path, &at);
+    size_t len;
+
+    if (ret < 0) {
+        return ret;
+    }
+    len = strlen(at.name);
+    if (at.root || is_dot_or_dotdot(at.name, len)) {
+        ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
+    } else if (at.name[len - 1] == '/') {
+        ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
+    } else if (flags & O_EXCL) {
+        ret = fstatat(at.dirfd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST : -errno;
+    } else {
+        at_release(&at);
+        return open_existing(ex, path, flags, true, ops_flags, rep);
+    }
+    at_release(&at);
+    return ret;
+}
+
 /* ---- handlers: each returns -errno, or a status >= 0 for replies it did not
  * encode itself ----------------------------------------------------------- */
 
@@ -675,16 +724,22 @@ static int op_open(const struct export *ex, const struct proto_req *r, struct pr
                    unsigned int ops_flags)
 {
     int flags = (int)r->a[1].d;
-    int ret = open_flags_check(flags);
+    int ret;
 
+    if (flags & O_PATH) {
+        return open_o_path(ex, r->a[0].s.p, flags, rep);
+    }
+    ret = open_flags_check(flags);
     if (ret < 0) {
         return ret;
     }
     if (ex->readonly && (flags & OPEN_WRITES)) {
         return -EROFS;
     }
-    /* QEMU never sends O_CREAT here (T_CREATE exists for that). */
-    return open_existing(ex, r->a[0].s.p, flags & ~(O_CREAT | O_EXCL), ops_flags, rep);
+    if (flags & O_CREAT) {
+        return open_creat_existing(ex, r->a[0].s.p, flags, ops_flags, rep);
+    }
+    return open_existing(ex, r->a[0].s.p, flags, false, ops_flags, rep);
 }
 
 /* One step of T_CREATE with O_CREAT, as open(2) takes it: the name is
@@ -756,16 +811,17 @@ static int op_create(const struct export *ex, const struct proto_req *r, struct 
     int flags = (int)r->a[1].d & OPEN_FLAGS_KNOWN;
     mode_t mode = r->a[2].d & 07777;
     char *owned = NULL;
-    int ret = open_flags_check(flags);
+    int ret;
 
+    if (flags & O_PATH) {
+        return open_o_path(ex, path, flags, rep);
+    }
+    ret = open_flags_check(flags);
     if (ret < 0) {
         return ret;
     }
-    if (flags & O_PATH) {
-        return -EINVAL;
-    }
     if (!(flags & O_CREAT)) {
-        return open_existing(ex, path, flags & ~O_EXCL, ops_flags, rep);
+        return open_existing(ex, path, flags & ~O_EXCL, false, ops_flags, rep);
     }
     for (int links = 0;; links++) {
         char *next = NULL;
@@ -1072,8 +1128,14 @@ static int op_utime(const struct export *ex, const struct proto_req *r, struct p
         {.tv_sec = (time_t)r->a[3].q, .tv_nsec = (long)r->a[4].q},
     };
     struct at at;
-    int ret = at_lookup(ex, r->a[0].s.p, &at);
+    int ret;
 
+    /* utimensat(2) with both times UTIME_OMIT has nothing to do and
+     * succeeds without even looking the path up (a missing one too). */
+    if (ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT) {
+        return 0;
+    }
+    ret = at_lookup(ex, r->a[0].s.p, &at);
     if (ret == 0) {
         ret = ret_errno(utimensat(at.dirfd, at.name, ts, AT_SYMLINK_NOFOLLOW));
         at_release(&at);
@@ -1213,17 +1275,18 @@ static int op_lsetxattr(const struct export *ex, const struct proto_req *r, stru
     struct at at;
     int ret;
 
-    /* The value travels twice, as the `s` length and as size (§4.19). */
-    if (r->a[3].d != r->a[2].s.len) {
-        return -EINVAL;
-    }
-    /* Then setxattr(2)'s own order: flags, name, before the path. */
+    /* setxattr(2)'s order: flags, then the name, before the path. */
     if (r->a[4].d & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE)) {
         return -EINVAL;
     }
     ret = xattr_name_check(r->a[1].s.p);
     if (ret < 0) {
         return ret;
+    }
+    /* The value travels twice, as the `s` length and as size (§4.19): a
+     * mismatch is EINVAL where setxattr(2) looks at the size. */
+    if (r->a[3].d != r->a[2].s.len) {
+        return -EINVAL;
     }
     ret = xattr_path(ex, r->a[0].s.p, path, sizeof(path), &at);
     if (ret == 0) {

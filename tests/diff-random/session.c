@@ -497,7 +497,8 @@ static bool follows_final(const dr_req *r, bool trailing_slash)
     case PC_T_OPEN:
         return !(fl & O_NOFOLLOW);
     case PC_T_CREATE:
-        return !(fl & O_NOFOLLOW) && !((fl & O_CREAT) && (fl & O_EXCL));
+        /* O_PATH makes open(2) ignore O_CREAT and O_EXCL. */
+        return !(fl & O_NOFOLLOW) && ((fl & O_PATH) || !((fl & O_CREAT) && (fl & O_EXCL)));
     case PC_T_STATFS:
     case PC_T_CHMOD:
     case PC_T_TRUNCATE:
