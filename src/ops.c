@@ -489,15 +489,12 @@ static int at_parent(const struct export *ex, const char *path, struct at *at)
         at->owned_fd = fd;
     }
     at->name = path + start;
-    if (end < len) {
-        /* "name/": one slash says it all.  A name too long for the buffer
-         * is too long for any filesystem (ENAMETOOLONG from its lookup). */
+    if (end < len && end - start <= NAME_MAX) {
+        /* "name/": one slash says it all.  A longer name keeps its slashes
+         * as they are: the call then answers ENAMETOOLONG at the point the
+         * kernel would (rename(2) looks the other parent up first). */
         size_t n = end - start;
 
-        if (n > NAME_MAX) {
-            at_release(at);
-            return -ENAMETOOLONG;
-        }
         memcpy(at->buf, path + start, n);
         at->buf[n] = '/';
         at->buf[n + 1] = '\0';
@@ -625,8 +622,10 @@ static int reply_open_checked(int pfd, int flags, bool creat, unsigned int ops_f
     } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         fd = -ENXIO;
     } else if (flags & O_PATH) {
-        proto_reply_fd(rep, pfd);
-        return 0;
+        /* Re-opened, not sent as it is: the pinning descriptor carries
+         * O_NOFOLLOW from the lookup (always, on a path beyond one call's
+         * reach), which F_GETFL would show where open(2) has none. */
+        fd = reopen(pfd, st.st_mode, flags & (O_PATH | O_DIRECTORY));
     } else {
         fd = reopen_nb(pfd, st.st_mode, flags, ops_flags);
         if (fd >= 0 && (ops_flags & OPS_NONBLOCK) && !(flags & O_NONBLOCK)) {
@@ -860,7 +859,11 @@ static int name_free(const struct at *at)
                : errno == ENOENT                                           ? 0
                                                                            : -errno;
     }
-    /* "name/" (at most NAME_MAX + 1 bytes, see at_parent): never followed */
+    /* "name/": never followed.  A longer name kept all its slashes (see
+     * at_parent): too long for any filesystem, as its lookup would say. */
+    if (len - 1 > NAME_MAX || at->name[len - 2] == '/') {
+        return -ENAMETOOLONG;
+    }
     memcpy(name, at->name, len - 1);
     name[len - 1] = '\0';
     return fstatat(at->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST

@@ -249,6 +249,42 @@ static bool m_minus_one_ids(const dr_step *s)
             (s->ref.kind == DR_FD && differ_only_in_setid(s->ref.desc, s->ours.desc)));
 }
 
+/* Does p have a ".." component beyond what one openat2 can take (its end
+ * past byte 4,095)? */
+static bool dotdot_beyond_one_call(const dr_str *p)
+{
+    size_t len = dr_str_cstrlen(p);
+
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+
+        while (j < len && p->p[j] != '/') {
+            j++;
+        }
+        if (j - i == 2 && p->p[i] == '.' && p->p[i + 1] == '.' && j >= KERNEL_PATH_MAX) {
+            return true;
+        }
+        i = j + 1;
+    }
+    return false;
+}
+
+/* ops.c: beyond the first chunk of a long path (what one openat2 takes), a
+ * ".." is not walked: ENAMETOOLONG, the reference's own answer for the
+ * whole path. */
+static bool m_long_dotdot(const dr_step *s)
+{
+    if (!long_path(s) || !is_err(&s->ours, ENAMETOOLONG)) {
+        return false;
+    }
+    for (int i = 0; dr_req_path(s->req, i) != NULL; i++) {
+        if (dotdot_beyond_one_call(dr_req_path(s->req, i))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool m_long_no_oracle(const dr_step *s)
 {
     return long_path(s) && !s->rebased && is_err(&s->ref, ENAMETOOLONG) &&
@@ -337,6 +373,13 @@ const dr_known dr_known_table[] = {
       "then the guest gets EAGAIN (bounded, so that renames elsewhere cannot keep a lane "
       "busy forever), where the kernel's own walk retries without bound. A race: rare, and "
       "not reproducible on its own." },
+    { "\"..\" beyond one call's reach", DR_DESIGN, 0, false, m_long_dotdot,
+      "DESIGN.md (virtfs-proxyd(8), PATHS AND CREATION): a path of 4,096 bytes or more is "
+      "resolved in chunks, the first with one openat2(RESOLVE_IN_ROOT) from the root, the "
+      "rest only downwards; a \"..\" (or a non-final symlink) beyond the first chunk is "
+      "ENAMETOOLONG, the reference's answer for the whole path, rather than a component walk "
+      "a guest could use to spend the daemon's descriptors and time. A kernel taking the "
+      "long path would walk it (ENOENT for a missing component before it, or success)." },
     { "long path beyond the oracle", DR_DESIGN, 0, true, m_long_no_oracle,
       "Issue 13 class 1: virtfs-proxyd may serve paths of 4,096 bytes or more, which the "
       "reference refuses; for this request no re-based reference exists (no common deep "

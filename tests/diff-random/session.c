@@ -605,7 +605,7 @@ static dr_req *rebase(dr_session *s, const dr_req *r, char **root_out)
 {
     int np = dr_req_npaths(r);
     gchar **comps[2] = { NULL, NULL };
-    guint n[2] = { 0, 0 }, common = G_MAXUINT, chosen = 0;
+    guint n[2] = { 0, 0 }, common = G_MAXUINT, chosen = 0, shortest = G_MAXUINT;
     bool trailing[2] = { false, false }, nul[2] = { false, false };
     dr_req *out = NULL;
     GString *prefix = g_string_new(NULL);
@@ -622,6 +622,7 @@ static dr_req *rebase(dr_session *s, const dr_req *r, char **root_out)
         comps[i] = components(p->p, len);
         n[i] = g_strv_length(comps[i]);
         common = MIN(common, n[i]);
+        shortest = MIN(shortest, n[i]);
         if (len == 0) {
             goto done; /* "" is ENOENT, not the root */
         }
@@ -635,8 +636,11 @@ static dr_req *rebase(dr_session *s, const dr_req *r, char **root_out)
         common = k;
     }
     /* The shortest prefix of real directories that brings every path under
-     * the limit, still naming the same objects. */
-    for (guint k = 1; k <= common && chosen == 0; k++) {
+     * the limit, still naming the same objects.  Never a whole path: the
+     * re-based helper would see that directory as its root ("/"), which
+     * rename, remove and link treat apart (EBUSY) where a kernel taking the
+     * long path sees an ordinary directory. */
+    for (guint k = 1; k <= common && k < shortest && chosen == 0; k++) {
         const dr_entry *e;
         bool fits = true;
 

@@ -370,6 +370,14 @@ static const Case cases[] = {
     { "utime/omit-both-empty", PC_T_UTIME, { "" }, { 0, UTIME_OMIT, 5, UTIME_OMIT } },
     /* setxattr(2) reads the name (ERANGE) before the size: n[1] = 1 sends
      * a size of 0 with a 6-byte value. */
+    /* A last component over NAME_MAX with a trailing slash: ENAMETOOLONG
+     * where the kernel finds it, after the other path's parent. */
+    { "rename/long-slash-new-missing", PC_T_RENAME, { "//dir/%L/", "//missing/x" } },
+    { "rename/long-slash-old-missing", PC_T_RENAME, { "//missing/x", "//dir/%L/" } },
+    { "link/long-slash-new", PC_T_LINK, { "//file", "//%L/" } },
+    { "mknod/fifo-long-slash", PC_T_MKNOD, { "//%L/" }, { S_IFIFO | 0644 } },
+    { "mknod/chr-long-slash", PC_T_MKNOD, { "//%L/" }, { S_IFCHR | 0644, 0x103 } },
+    { "remove/long-slash", PC_T_REMOVE, { "//dir/%L/" } },
     { "setxattr/long-name-size-mismatch", PC_T_LSETXATTR, { "//file", "%X", "vvvvvv" },
       { 0, 1 } },
 };
@@ -981,6 +989,24 @@ static void test_long_paths_rules(void)
     vt_assert_rc(pc_open(pc, p, O_RDONLY, &fd), 0);
     assert_fd_inode(fd, &st);
     g_free(p);
+    /* O_PATH on a long path: the descriptor's status flags are open(2)'s,
+     * O_PATH alone, not the O_NOFOLLOW of the daemon's own lookup. */
+    {
+        int pf = openat(d.fd, "plain", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        struct stat pst_host;
+
+        g_assert_cmpint(pf, >=, 0);
+        g_assert_cmpint(fstat(pf, &pst_host), ==, 0);
+        close(pf);
+        p = deep(&d, "plain");
+        vt_assert_rc(pc_open(pc, p, O_PATH, &fd), 0);
+        g_assert_cmpint(fcntl(fd, F_GETFL) & ~0100000 /* O_LARGEFILE */, ==, O_PATH);
+        assert_fd_inode(fd, &pst_host);
+        vt_assert_rc(pc_create(pc, p, O_PATH | O_CREAT, 0600, 0, 0, &fd), 0);
+        g_assert_cmpint(fcntl(fd, F_GETFL) & ~0100000, ==, O_PATH);
+        assert_fd_inode(fd, &pst_host);
+        g_free(p);
+    }
     /* ... and one that escapes upwards: stays inside, like a chroot's "/..". */
     g_assert_cmpint(symlinkat("/../../../../short", d.fd, "absup"), ==, 0);
     p = deep(&d, "absup");
