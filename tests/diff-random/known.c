@@ -137,7 +137,10 @@ static bool m_special_enxio(const dr_step *s)
 {
     return (type_is(s, PC_T_OPEN) || type_is(s, PC_T_CREATE)) && is_err(&s->ours, ENXIO) &&
            (is_err(&s->ref, ENOTDIR) || is_err(&s->ref, EINVAL) || is_err(&s->ref, EPERM) ||
-            is_err(&s->ref, EACCES));
+            is_err(&s->ref, EACCES) ||
+            /* O_PATH: open(2) pins any type, even a symlink with O_NOFOLLOW */
+            ((flags(s) & O_PATH) && s->ref.kind == DR_FD && s->ref.fd_type != S_IFREG &&
+             s->ref.fd_type != S_IFDIR));
 }
 
 static bool m_getversion_special(const dr_step *s)
@@ -343,7 +346,8 @@ const dr_known dr_known_table[] = {
       "DESIGN.md: open/create of anything but a regular file or directory is ENXIO, decided "
       "on an O_PATH descriptor before opening; the reference opens first and gets open(2)'s "
       "own error (ENOTDIR for O_DIRECTORY, EINVAL for O_DIRECT on a device or access mode 3 "
-      "on a FIFO, EPERM for O_NOATIME, EACCES)." },
+      "on a FIFO, EPERM for O_NOATIME, EACCES), or, under O_PATH, an O_PATH descriptor on "
+      "the special file or symlink itself." },
     { "getversion of a special file: ENOTTY", DR_DESIGN, 0, false, m_getversion_special,
       "DESIGN.md: T_GETVERSION of anything but a regular file or directory is ENOTTY without "
       "opening it; the reference opens it (ENXIO for a socket or a device without a driver)." },
