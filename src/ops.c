@@ -449,6 +449,14 @@ static bool is_dot_or_dotdot(const char *name, size_t len)
     return (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.');
 }
 
+/* Does at's last component name a directory whatever follows: the root,
+ * ".", "..", also with a trailing slash ("./"), which open(2) takes as
+ * the directory itself (its trailing-slash EISDIR is only for a name)? */
+static bool at_is_dots(const struct at *at, size_t len)
+{
+    return at->root || is_dot_or_dotdot(at->name, len - (len > 1 && at->name[len - 1] == '/'));
+}
+
 /* Splits path into the directory holding its last component, opened beneath
  * the root, and that component as the kernel's parent lookup leaves it:
  * ".", ".." and a trailing slash ("name/") included.  The *at calls that
@@ -702,7 +710,7 @@ static int open_creat_existing(const struct export *ex, const char *path, int fl
         return ret;
     }
     len = strlen(at.name);
-    if (at.root || is_dot_or_dotdot(at.name, len)) {
+    if (at_is_dots(&at, len)) {
         ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
     } else if (at.name[len - 1] == '/') {
         ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
@@ -759,7 +767,7 @@ static int create_step(const struct export *ex, const char *path, int flags, mod
         return ret;
     }
     len = strlen(at.name);
-    if (at.root || is_dot_or_dotdot(at.name, len)) {
+    if (at_is_dots(&at, len)) {
         ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
     } else if (at.name[len - 1] == '/') {
         ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
