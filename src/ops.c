@@ -455,6 +455,14 @@ static bool is_dot_or_dotdot(const char *name, size_t len)
     return (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.');
 }
 
+/* Does at's last component name a directory whatever follows: the root,
+ * ".", "..", also with a trailing slash ("./"), which open(2) takes as
+ * the directory itself (its trailing-slash EISDIR is only for a name)? */
+static bool at_is_dots(const struct at *at, size_t len)
+{
+    return at->root || is_dot_or_dotdot(at->name, len - (len > 1 && at->name[len - 1] == '/'));
+}
+
 /* Splits path into the directory holding its last component, opened beneath
  * the root, and that component as the kernel's parent lookup leaves it:
  * ".", ".." and a trailing slash ("name/") included.  The *at calls that
@@ -495,15 +503,12 @@ static int at_parent(const struct export *ex, const char *path, struct at *at)
         at->owned_fd = fd;
     }
     at->name = path + start;
-    if (end < len) {
-        /* "name/": one slash says it all.  A name too long for the buffer
-         * is too long for any filesystem (ENAMETOOLONG from its lookup). */
+    if (end < len && end - start <= NAME_MAX) {
+        /* "name/": one slash says it all.  A longer name keeps its slashes
+         * as they are: the call then answers ENAMETOOLONG at the point the
+         * kernel would (rename(2) looks the other parent up first). */
         size_t n = end - start;
 
-        if (n > NAME_MAX) {
-            at_release(at);
-            return -ENAMETOOLONG;
-        }
         memcpy(at->buf, path + start, n);
         at->buf[n] = '/';
         at->buf[n + 1] = '\0';
@@ -648,8 +653,10 @@ static int reply_open_checked(int pfd, int flags, bool creat, unsigned int ops_f
     } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         fd = -ENXIO;
     } else if (flags & O_PATH) {
-        proto_reply_fd(rep, pfd);
-        return 0;
+        /* Re-opened, not sent as it is: the pinning descriptor carries
+         * O_NOFOLLOW from the lookup (always, on a path beyond one call's
+         * reach), which F_GETFL would show where open(2) has none. */
+        fd = reopen(pfd, st.st_mode, flags & (O_PATH | O_DIRECTORY));
     } else {
         fd = reopen_nb(pfd, st.st_mode, flags, ops_flags);
         if (fd >= 0 && (ops_flags & OPS_NONBLOCK) && !(flags & O_NONBLOCK)) {
@@ -707,10 +714,14 @@ static int open_dir_direct(const struct export *ex, const char *path, int flags)
     return fd;
 }
 
-static int open_existing(const struct export *ex, const char *path, int flags,
+/* Opens what path names, following a final symlink unless O_NOFOLLOW.
+ * creat: O_CREAT was given, so a directory is EISDIR (open(2)'s answer for
+ * an existing one). */
+static int open_existing(const struct export *ex, const char *path, int flags, bool creat,
                          unsigned int ops_flags, struct proto_reply *rep)
 {
-    int pfd = open_dir_direct(ex, path, flags);
+    /* With O_CREAT a directory is EISDIR: the long way decides. */
+    int pfd = creat ? -1 : open_dir_direct(ex, path, flags);
 
     if (pfd >= 0) {
         proto_reply_fd(rep, pfd);
@@ -718,7 +729,19 @@ static int open_existing(const struct export *ex, const char *path, int flags,
     }
     pfd = obj_open(ex, path, !(flags & O_NOFOLLOW));
 
-    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, false, ops_flags, rep);
+    return pfd < 0 ? pfd : reply_open_checked(pfd, flags, creat, ops_flags, rep);
+}
+
+/* O_PATH, in T_OPEN and T_CREATE alike: open(2) then keeps only
+ * O_DIRECTORY and O_NOFOLLOW (build_open_flags), so O_CREAT, O_EXCL,
+ * O_TRUNC, O_TMPFILE and the access mode are ignored, nothing is created
+ * (a missing name is ENOENT) and not even O_CREAT|O_DIRECTORY is EINVAL.
+ * The descriptor is the O_PATH one itself: nothing is ever opened for I/O,
+ * and only regular files and directories are sent (reply_open_checked). */
+static int open_o_path(const struct export *ex, const char *path, int flags,
+                       struct proto_reply *rep)
+{
+    return open_existing(ex, path, flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW), false, 0, rep);
 }
 
 /* The flags open(2) refuses before it looks at the path (build_open_flags):
@@ -740,6 +763,40 @@ static int ret_errno(long ret)
     return ret < 0 ? -errno : 0;
 }
 
+/* T_OPEN with O_CREAT.  QEMU never sends it (T_CREATE exists for that),
+ * and T_OPEN never creates: it runs as the daemon, not as the guest's user,
+ * and carries no mode (the reference creates the file as root with whatever
+ * mode its stack held).  A free name, or a dangling final symlink, is
+ * therefore ENOENT (a deliberate divergence).  For an existing object the
+ * answer is open(2)'s with O_CREAT, in its order: EISDIR for a trailing
+ * slash, EEXIST with O_EXCL (the final symlink is not followed), EISDIR for
+ * a directory ("." and ".." and the root included). */
+static int open_creat_existing(const struct export *ex, const char *path, int flags,
+                               unsigned int ops_flags, struct proto_reply *rep)
+{
+    struct at at;
+    struct stat st;
+    int ret = at_parent(ex, path, &at);
+    size_t len;
+
+    if (ret < 0) {
+        return ret;
+    }
+    len = strlen(at.name);
+    if (at_is_dots(&at, len)) {
+        ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
+    } else if (at.name[len - 1] == '/') {
+        ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
+    } else if (flags & O_EXCL) {
+        ret = fstatat(at.dirfd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST : -errno;
+    } else {
+        at_release(&at);
+        return open_existing(ex, path, flags, true, ops_flags, rep);
+    }
+    at_release(&at);
+    return ret;
+}
+
 /* ---- handlers: each returns -errno, or a status >= 0 for replies it did not
  * encode itself ----------------------------------------------------------- */
 
@@ -747,16 +804,22 @@ static int op_open(const struct export *ex, const struct proto_req *r, struct pr
                    unsigned int ops_flags)
 {
     int flags = (int)r->a[1].d;
-    int ret = open_flags_check(flags);
+    int ret;
 
+    if (flags & O_PATH) {
+        return open_o_path(ex, r->a[0].s.p, flags, rep);
+    }
+    ret = open_flags_check(flags);
     if (ret < 0) {
         return ret;
     }
     if (ex->readonly && (flags & OPEN_WRITES)) {
         return -EROFS;
     }
-    /* QEMU never sends O_CREAT here (T_CREATE exists for that). */
-    return open_existing(ex, r->a[0].s.p, flags & ~(O_CREAT | O_EXCL), ops_flags, rep);
+    if (flags & O_CREAT) {
+        return open_creat_existing(ex, r->a[0].s.p, flags, ops_flags, rep);
+    }
+    return open_existing(ex, r->a[0].s.p, flags, false, ops_flags, rep);
 }
 
 /* One step of T_CREATE with O_CREAT, as open(2) takes it: the name is
@@ -777,7 +840,7 @@ static int create_step(const struct export *ex, const char *path, int flags, mod
         return ret;
     }
     len = strlen(at.name);
-    if (at.root || is_dot_or_dotdot(at.name, len)) {
+    if (at_is_dots(&at, len)) {
         ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
     } else if (at.name[len - 1] == '/') {
         ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
@@ -828,16 +891,17 @@ static int op_create(const struct export *ex, const struct proto_req *r, struct 
     int flags = (int)r->a[1].d & OPEN_FLAGS_KNOWN;
     mode_t mode = r->a[2].d & 07777;
     char *owned = NULL;
-    int ret = open_flags_check(flags);
+    int ret;
 
+    if (flags & O_PATH) {
+        return open_o_path(ex, path, flags, rep);
+    }
+    ret = open_flags_check(flags);
     if (ret < 0) {
         return ret;
     }
-    if (flags & O_PATH) {
-        return -EINVAL;
-    }
     if (!(flags & O_CREAT)) {
-        return open_existing(ex, path, flags & ~O_EXCL, ops_flags, rep);
+        return open_existing(ex, path, flags & ~O_EXCL, false, ops_flags, rep);
     }
     for (int links = 0;; links++) {
         char *next = NULL;
@@ -876,7 +940,11 @@ static int name_free(const struct at *at)
                : errno == ENOENT                                           ? 0
                                                                            : -errno;
     }
-    /* "name/" (at most NAME_MAX + 1 bytes, see at_parent): never followed */
+    /* "name/": never followed.  A longer name kept all its slashes (see
+     * at_parent): too long for any filesystem, as its lookup would say. */
+    if (len - 1 > NAME_MAX || at->name[len - 2] == '/') {
+        return -ENAMETOOLONG;
+    }
     memcpy(name, at->name, len - 1);
     name[len - 1] = '\0';
     return fstatat(at->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST
@@ -1143,8 +1211,14 @@ static int op_utime(const struct export *ex, const struct proto_req *r, struct p
         {.tv_sec = (time_t)r->a[3].q, .tv_nsec = (long)r->a[4].q},
     };
     struct at at;
-    int ret = at_lookup(ex, r->a[0].s.p, &at);
+    int ret;
 
+    /* utimensat(2) with both times UTIME_OMIT has nothing to do and
+     * succeeds without even looking the path up (a missing one too). */
+    if (ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT) {
+        return 0;
+    }
+    ret = at_lookup(ex, r->a[0].s.p, &at);
     if (ret == 0) {
         ret = ret_errno(utimensat(at.dirfd, at.name, ts, AT_SYMLINK_NOFOLLOW));
         at_release(&at);
@@ -1284,17 +1358,18 @@ static int op_lsetxattr(const struct export *ex, const struct proto_req *r, stru
     struct at at;
     int ret;
 
-    /* The value travels twice, as the `s` length and as size (§4.19). */
-    if (r->a[3].d != r->a[2].s.len) {
-        return -EINVAL;
-    }
-    /* Then setxattr(2)'s own order: flags, name, before the path. */
+    /* setxattr(2)'s order: flags, then the name, before the path. */
     if (r->a[4].d & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE)) {
         return -EINVAL;
     }
     ret = xattr_name_check(r->a[1].s.p);
     if (ret < 0) {
         return ret;
+    }
+    /* The value travels twice, as the `s` length and as size (§4.19): a
+     * mismatch is EINVAL where setxattr(2) looks at the size. */
+    if (r->a[3].d != r->a[2].s.len) {
+        return -EINVAL;
     }
     ret = xattr_path(ex, r->a[0].s.p, path, sizeof(path), &at);
     if (ret == 0) {

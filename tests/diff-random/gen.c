@@ -103,9 +103,8 @@ static char *child(const char *parent, const char *name)
 }
 
 typedef enum want {
-    W_ANY,      /* anything, mostly existing */
-    W_EXISTING, /* an existing object */
-    W_NEW,      /* a new name in an existing directory, mostly */
+    W_ANY, /* anything, mostly existing */
+    W_NEW, /* a new name in an existing directory, mostly */
 } want;
 
 /* A path relative to the root ("" = the root), before rendering. */
@@ -119,18 +118,12 @@ static char *pick_rel(dr_gen *g, want w, char type)
         "fifo/",      "emptydir/.",  "emptydir/..",    "sticky/theirs", "sgid/n",
         "udir/..",    "dir/sub/../..", "deep/..",      "lroot",        "labs",
     };
-    unsigned pick;
+    /* existing, new name, missing parent, file as parent, odd, deep new,
+     * empty, existing used as a directory */
+    static const unsigned any_weights[] = { 55, 14, 5, 3, 10, 5, 4, 4 };
+    static const unsigned new_weights[] = { 12, 60, 5, 3, 8, 6, 2, 4 };
 
-    if (w == W_EXISTING) {
-        return g_strdup(pick_entry(g, type)->path);
-    }
-    {
-        static const unsigned any_weights[] = { 55, 14, 5, 3, 10, 5, 4, 4 };
-        static const unsigned new_weights[] = { 12, 60, 5, 3, 8, 6, 2, 4 };
-
-        pick = dr_weighted(&g->rng, w == W_ANY ? any_weights : new_weights, 8);
-    }
-    switch (pick) {
+    switch (dr_weighted(&g->rng, w == W_ANY ? any_weights : new_weights, 8)) {
     case 0:
         return g_strdup(pick_entry(g, type)->path);
     case 1: {

@@ -319,6 +319,37 @@ static void ours_stop(dr_session *s, int *status)
     }
 }
 
+/* The process that serves the connections.  s->daemon is the supervisor
+ * (issue 9), which keeps only copies of the listening and connection
+ * sockets (and holds a closed connection's copy a little longer); the
+ * serving process is its child, listed in /proc/PID/task/PID/children
+ * (empty for a moment between a crash and the restart: wait up to 5 s).
+ * 0 when there is none. */
+static pid_t serving_pid(const dr_session *s)
+{
+    char path[64];
+
+    if (s->daemon <= 0) {
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)s->daemon, (int)s->daemon);
+    for (int i = 0; i < 1000; i++) {
+        char *children = NULL;
+        long pid = 0;
+
+        if (!g_file_get_contents(path, &children, NULL, NULL)) {
+            return 0; /* the supervisor is gone */
+        }
+        pid = strtol(children, NULL, 10);
+        g_free(children);
+        if (pid > 0) {
+            return (pid_t)pid;
+        }
+        usleep(5000);
+    }
+    return 0;
+}
+
 static int ours_start(dr_session *s)
 {
     const char *argv[] = { s->cfg.daemon, "-n", "-p", s->new_root, "-s", s->sock,
@@ -345,7 +376,7 @@ static int ours_start(dr_session *s)
         pc_lstat(s->ours[0], "/", &st);
         pc_lstat(s->ours[1], "/", &st);
     }
-    s->daemon_fds = proc_count_fds(s->daemon);
+    s->daemon_fds = proc_count_fds(serving_pid(s));
     s->ours_restarts++;
     return 0;
 }
@@ -497,7 +528,8 @@ static bool follows_final(const dr_req *r, bool trailing_slash)
     case PC_T_OPEN:
         return !(fl & O_NOFOLLOW);
     case PC_T_CREATE:
-        return !(fl & O_NOFOLLOW) && !((fl & O_CREAT) && (fl & O_EXCL));
+        /* O_PATH makes open(2) ignore O_CREAT and O_EXCL. */
+        return !(fl & O_NOFOLLOW) && ((fl & O_PATH) || !((fl & O_CREAT) && (fl & O_EXCL)));
     case PC_T_STATFS:
     case PC_T_CHMOD:
     case PC_T_TRUNCATE:
@@ -573,7 +605,7 @@ static dr_req *rebase(dr_session *s, const dr_req *r, char **root_out)
 {
     int np = dr_req_npaths(r);
     gchar **comps[2] = { NULL, NULL };
-    guint n[2] = { 0, 0 }, common = G_MAXUINT, chosen = 0;
+    guint n[2] = { 0, 0 }, common = G_MAXUINT, chosen = 0, shortest = G_MAXUINT;
     bool trailing[2] = { false, false }, nul[2] = { false, false };
     dr_req *out = NULL;
     GString *prefix = g_string_new(NULL);
@@ -590,6 +622,7 @@ static dr_req *rebase(dr_session *s, const dr_req *r, char **root_out)
         comps[i] = components(p->p, len);
         n[i] = g_strv_length(comps[i]);
         common = MIN(common, n[i]);
+        shortest = MIN(shortest, n[i]);
         if (len == 0) {
             goto done; /* "" is ENOENT, not the root */
         }
@@ -603,8 +636,11 @@ static dr_req *rebase(dr_session *s, const dr_req *r, char **root_out)
         common = k;
     }
     /* The shortest prefix of real directories that brings every path under
-     * the limit, still naming the same objects. */
-    for (guint k = 1; k <= common && chosen == 0; k++) {
+     * the limit, still naming the same objects.  Never a whole path: the
+     * re-based helper would see that directory as its root ("/"), which
+     * rename, remove and link treat apart (EBUSY) where a kernel taking the
+     * long path sees an ordinary directory. */
+    for (guint k = 1; k <= common && k < shortest && chosen == 0; k++) {
         const dr_entry *e;
         bool fits = true;
 
@@ -756,14 +792,27 @@ static const char *type_name(unsigned m)
     }
 }
 
+/* Printable, a run of 8 or more equal letters or digits as "a{250}" (the
+ * form tree.c and req.c use), braces escaped. */
 static void append_bytes(GString *out, const uint8_t *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (g_ascii_isprint(p[i]) && p[i] != '\\') {
+    for (size_t i = 0; i < len;) {
+        size_t run = 1;
+
+        while (i + run < len && p[i + run] == p[i]) {
+            run++;
+        }
+        if (run >= 8 && g_ascii_isalnum(p[i])) {
+            g_string_append_printf(out, "%c{%zu}", p[i], run);
+            i += run;
+            continue;
+        }
+        if (g_ascii_isprint(p[i]) && p[i] != '\\' && p[i] != '{' && p[i] != '}') {
             g_string_append_c(out, (char)p[i]);
         } else {
             g_string_append_printf(out, "\\x%02x", p[i]);
         }
+        i++;
     }
 }
 
@@ -1038,11 +1087,12 @@ static void check_daemon_fds(dr_session *s, dr_step *st)
 {
     char dir[64];
     size_t rl = strlen(s->new_root);
+    pid_t pid = serving_pid(s);
 
-    if (s->daemon <= 0) {
+    if (pid <= 0) {
         return;
     }
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)s->daemon);
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
     for (int attempt = 0; attempt < 6; attempt++) {
         GDir *d = g_dir_open(dir, 0, NULL);
         const char *name;
@@ -1277,11 +1327,15 @@ int dr_session_finish(dr_session *s, char **problem)
     proc_stop(&s->ref[1]);
     proc_stop(&s->deep);
     if (s->daemon > 0) {
-        /* Transient holders go away by themselves: a spare I/O thread
-         * (after 1 s idle), the supervisor's copy of a closed connection. */
-        int fds = proc_wait_fds(s->daemon, s->daemon_fds, 5000);
+        /* The serving process, not the supervisor (whose copy of a closed
+         * connection lingers a little).  Transient holders go away by
+         * themselves: a spare I/O thread retiring after 1 s idle. */
+        pid_t serving = serving_pid(s);
+        int fds = serving > 0 ? proc_wait_fds(serving, s->daemon_fds, 5000) : -1;
 
-        if (fds > s->daemon_fds) {
+        if (serving <= 0) {
+            *problem = g_strdup("virtfs-proxyd has no serving process at the end");
+        } else if (fds > s->daemon_fds) {
             *problem = g_strdup_printf("virtfs-proxyd holds %d descriptors at the end, %d "
                                        "once it had started",
                                        fds, s->daemon_fds);

@@ -323,6 +323,12 @@ static const Case cases[] = {
     { "create/creat-dot", PC_T_CREATE, { "//dir/." }, { O_CREAT | O_RDWR, 0644 } },
     { "create/creat-excl-dot", PC_T_CREATE, { "//dir/." }, { O_CREAT | O_EXCL | O_RDWR, 0644 } },
     { "create/creat-root", PC_T_CREATE, { "/" }, { O_CREAT | O_RDONLY, 0644 } },
+    { "create/creat-excl-dot-slash", PC_T_CREATE, { "//dir/./" },
+      { O_CREAT | O_EXCL | O_RDWR, 0644 } },
+    { "create/creat-dot-slash", PC_T_CREATE, { "//dir/./" }, { O_CREAT | O_RDWR, 0644 } },
+    { "create/creat-excl-dotdot-slash", PC_T_CREATE, { "//dir/../" },
+      { O_CREAT | O_EXCL | O_RDWR, 0644 } },
+    { "open/creat-excl-dot-slash", PC_T_OPEN, { "//dir/./" }, { O_CREAT | O_EXCL | O_RDWR } },
     { "create/creat-new-slash", PC_T_CREATE, { "//new/" }, { O_CREAT | O_RDWR, 0644 } },
     { "create/creat-file-slash", PC_T_CREATE, { "//file/" }, { O_CREAT | O_RDWR, 0644 } },
     { "create/creat-dir-slash", PC_T_CREATE, { "//dir/" }, { O_CREAT | O_RDONLY, 0644 } },
@@ -338,6 +344,48 @@ static const Case cases[] = {
     { "truncate/file-slash", PC_T_TRUNCATE, { "//file/" }, { 1 } },
     { "getxattr/dirlink-slash", PC_T_LGETXATTR, { "//dirlink/", "user.k" }, { 0 } },
     { "setxattr/dir-dot", PC_T_LSETXATTR, { "//dir/.", "user.n", "v" }, { 0 } },
+    /* O_PATH: open(2) keeps only O_DIRECTORY and O_NOFOLLOW, in T_CREATE
+     * and T_OPEN alike: nothing created or truncated, no EINVAL. */
+    { "create/path-creat-missing", PC_T_CREATE, { "//missing" }, { O_CREAT | O_PATH, 0644 } },
+    { "create/path-creat-excl-trunc-file", PC_T_CREATE, { "//file" },
+      { O_CREAT | O_EXCL | O_PATH | O_WRONLY | O_TRUNC, 0644 } },
+    { "create/path-creat-directory-dir", PC_T_CREATE, { "//dir" },
+      { O_CREAT | O_DIRECTORY | O_PATH, 0644 } },
+    { "create/path-creat-directory-file", PC_T_CREATE, { "//file" },
+      { O_CREAT | O_DIRECTORY | O_PATH, 0644 } },
+    { "create/path-creat-dangling", PC_T_CREATE, { "//dangle" }, { O_CREAT | O_PATH, 0644 } },
+    { "create/path-creat-link", PC_T_CREATE, { "//link" }, { O_CREAT | O_EXCL | O_PATH, 0644 } },
+    { "open/path-creat-directory-dir", PC_T_OPEN, { "//dir" }, { O_CREAT | O_DIRECTORY | O_PATH } },
+    { "open/path-tmpfile-dir", PC_T_OPEN, { "//dir" }, { O_TMPFILE | O_PATH | O_RDWR } },
+    /* T_OPEN with O_CREAT on an existing object: open(2)'s answer (it
+     * never creates: see virtfs-proxyd(8)). */
+    { "open/creat-dir", PC_T_OPEN, { "//dir" }, { O_CREAT | O_RDONLY } },
+    { "open/creat-dir-nonblock", PC_T_OPEN, { "//dir" }, { O_CREAT | O_RDONLY | O_NONBLOCK } },
+    { "open/creat-dirlink", PC_T_OPEN, { "//dirlink" }, { O_CREAT | O_RDONLY } },
+    { "open/creat-dot", PC_T_OPEN, { "//dir/." }, { O_CREAT | O_RDONLY } },
+    { "open/creat-root", PC_T_OPEN, { "/" }, { O_CREAT | O_EXCL | O_RDONLY } },
+    { "open/creat-excl-file", PC_T_OPEN, { "//file" }, { O_CREAT | O_EXCL | O_RDWR } },
+    { "open/creat-excl-dangling", PC_T_OPEN, { "//dangle" }, { O_CREAT | O_EXCL | O_RDWR } },
+    { "open/creat-missing-slash", PC_T_OPEN, { "//missing/" }, { O_CREAT | O_RDONLY } },
+    { "open/creat-file-slash", PC_T_OPEN, { "//file/" }, { O_CREAT | O_RDONLY } },
+    { "open/creat-file", PC_T_OPEN, { "//file" }, { O_CREAT | O_RDONLY } },
+    { "open/creat-nofollow-link", PC_T_OPEN, { "//link" }, { O_CREAT | O_NOFOLLOW | O_RDONLY } },
+    /* utimensat(2) with both times UTIME_OMIT does not look the path up. */
+    { "utime/omit-both-missing", PC_T_UTIME, { "//missing/x" },
+      { 0, UTIME_OMIT, 0, UTIME_OMIT } },
+    { "utime/omit-both-empty", PC_T_UTIME, { "" }, { 0, UTIME_OMIT, 5, UTIME_OMIT } },
+    /* setxattr(2) reads the name (ERANGE) before the size: n[1] = 1 sends
+     * a size of 0 with a 6-byte value. */
+    /* A last component over NAME_MAX with a trailing slash: ENAMETOOLONG
+     * where the kernel finds it, after the other path's parent. */
+    { "rename/long-slash-new-missing", PC_T_RENAME, { "//dir/%L/", "//missing/x" } },
+    { "rename/long-slash-old-missing", PC_T_RENAME, { "//missing/x", "//dir/%L/" } },
+    { "link/long-slash-new", PC_T_LINK, { "//file", "//%L/" } },
+    { "mknod/fifo-long-slash", PC_T_MKNOD, { "//%L/" }, { S_IFIFO | 0644 } },
+    { "mknod/chr-long-slash", PC_T_MKNOD, { "//%L/" }, { S_IFCHR | 0644, 0x103 } },
+    { "remove/long-slash", PC_T_REMOVE, { "//dir/%L/" } },
+    { "setxattr/long-name-size-mismatch", PC_T_LSETXATTR, { "//file", "%X", "vvvvvv" },
+      { 0, 1 } },
 };
 
 /* What one side answered, normalised for comparison. */
@@ -459,7 +507,7 @@ static void oracle_call(const Case *c, char *const s[3], Answer *a)
         }
         break;
     case PC_T_LSETXATTR:
-        ret = lsetxattr(s[0], s[1], s[2], strlen(s[2]), (int)c->n[0]);
+        ret = lsetxattr(s[0], s[1], s[2], c->n[1] ? 0 : strlen(s[2]), (int)c->n[0]);
         break;
     case PC_T_LREMOVEXATTR:
         ret = lremovexattr(s[0], s[1]);
@@ -573,8 +621,8 @@ static Answer daemon_call(pc_conn *pc, const Case *c, char *const s[3])
         }
         break;
     case PC_T_LSETXATTR:
-        rc = pc_lsetxattr(pc, s[0], s[1], s[2], strlen(s[2]), (int32_t)strlen(s[2]),
-                          (int32_t)c->n[0]);
+        rc = pc_lsetxattr(pc, s[0], s[1], s[2], strlen(s[2]),
+                          c->n[1] ? 0 : (int32_t)strlen(s[2]), (int32_t)c->n[0]);
         break;
     case PC_T_LREMOVEXATTR:
         rc = pc_lremovexattr(pc, s[0], s[1]);
@@ -947,6 +995,24 @@ static void test_long_paths_rules(void)
     vt_assert_rc(pc_open(pc, p, O_RDONLY, &fd), 0);
     assert_fd_inode(fd, &st);
     g_free(p);
+    /* O_PATH on a long path: the descriptor's status flags are open(2)'s,
+     * O_PATH alone, not the O_NOFOLLOW of the daemon's own lookup. */
+    {
+        int pf = openat(d.fd, "plain", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        struct stat pst_host;
+
+        g_assert_cmpint(pf, >=, 0);
+        g_assert_cmpint(fstat(pf, &pst_host), ==, 0);
+        close(pf);
+        p = deep(&d, "plain");
+        vt_assert_rc(pc_open(pc, p, O_PATH, &fd), 0);
+        g_assert_cmpint(fcntl(fd, F_GETFL) & ~0100000 /* O_LARGEFILE */, ==, O_PATH);
+        assert_fd_inode(fd, &pst_host);
+        vt_assert_rc(pc_create(pc, p, O_PATH | O_CREAT, 0600, 0, 0, &fd), 0);
+        g_assert_cmpint(fcntl(fd, F_GETFL) & ~0100000, ==, O_PATH);
+        assert_fd_inode(fd, &pst_host);
+        g_free(p);
+    }
     /* ... and one that escapes upwards: stays inside, like a chroot's "/..". */
     g_assert_cmpint(symlinkat("/../../../../short", d.fd, "absup"), ==, 0);
     p = deep(&d, "absup");
