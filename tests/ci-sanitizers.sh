@@ -66,6 +66,11 @@ run_kind() {
         # CAP_SYS_PTRACE): LeakSanitizer cannot suspend them at exit and
         # reports what only they reference (see tests/fuzz/FINDINGS.md F3).
         export LSAN_OPTIONS="suppressions=$srcdir/tests/stress/lsan.supp:print_suppressions=0"
+        # GSlice recycles GList and GQueue nodes through per-thread
+        # magazines the sanitizers cannot see: a node freed on one thread
+        # and reused on another looks like a race (TSan) or hides a
+        # use-after-free (ASan).  Plain malloc for every glib allocation.
+        export G_SLICE=always-malloc
         if [[ -n $tests ]]; then
             make -j"$jobs" check TESTS="$tests"
         else
