@@ -108,12 +108,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sends request and returns everything the daemon wrote until it closed. */
+/* Sends request and returns everything the daemon wrote until it closed.
+ * The reply is made once connected and freed before any die(): at exit a
+ * leak checker sees nothing of it. */
 static GString *ask(const char *path, const char *request, int timeout_s)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
-    GString *reply = g_string_new(NULL);
+    GString *reply;
     size_t off = 0, len = strlen(request);
     int fd;
 
@@ -131,6 +133,7 @@ static GString *ask(const char *path, const char *request, int timeout_s)
                                                      "control socket?)"
                                                    : "");
     }
+    reply = g_string_new(NULL);
     while (off < len) {
         ssize_t n = send(fd, request + off, len - off, MSG_NOSIGNAL);
 
@@ -149,6 +152,7 @@ static GString *ask(const char *path, const char *request, int timeout_s)
         ssize_t n;
 
         if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+            g_string_free(reply, TRUE);
             die(EXIT_UNREACHABLE, "no complete answer from %s within %d s", path, timeout_s);
         }
         n = recv(fd, buf, sizeof(buf), 0);
@@ -156,12 +160,16 @@ static GString *ask(const char *path, const char *request, int timeout_s)
             continue;
         }
         if (n < 0 && errno != ECONNRESET) {
-            die(EXIT_UNREACHABLE, "%s: %s", path, strerror(errno));
+            int err = errno;
+
+            g_string_free(reply, TRUE);
+            die(EXIT_UNREACHABLE, "%s: %s", path, strerror(err));
         }
         if (n <= 0) {
             break;
         }
         if (reply->len + (size_t)n > MAX_REPLY) {
+            g_string_free(reply, TRUE);
             die(EXIT_UNREACHABLE, "%s: answer larger than %u bytes", path, MAX_REPLY);
         }
         g_string_append_len(reply, buf, n);
