@@ -57,6 +57,8 @@ extern atomic_ulong ops_test_direct_opens;
  * that forces the /proc way, as on a kernel without them. */
 extern atomic_ulong ops_test_direct_calls;
 extern atomic_bool ops_test_no_direct_calls;
+/* chmod of a name in the export root answered by one fchmodat2 (ops.c). */
+extern atomic_ulong ops_test_direct_chmods;
 #endif
 
 #define OPS_NONBLOCK 1u /* on an I/O thread: never wait for a lease break */

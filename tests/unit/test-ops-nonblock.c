@@ -1049,6 +1049,76 @@ static void test_direct_calls(void)
         }
     }
 }
+/* chmod of a name in the export root in one fchmodat2 (ops.c,
+ * chmod_in_root): taken for a single non-symlink component only, and the
+ * same answers and modes as the long way: a symlink is still followed (to
+ * its target in the export), ".", ".." and "/" are the root, "name/" is the
+ * long way's. */
+static void test_chmod_in_root(void)
+{
+    static const struct {
+        const char *path;
+        unsigned int mode;
+        int want;
+        bool fast; /* answered by the one call */
+    } cases[] = {
+        {"rcf", 0600, 0, true},         {"/rcf", 04711, 0, true},
+        {"//rcl", 0640, 0, false},      {"rcd", 01777, 0, true},
+        {"rcd/", 0711, 0, false},       {"rcf/", 0600, -ENOTDIR, false},
+        {"rcdl", 0750, 0, false},       {"rcmissing", 0600, -ENOENT, false},
+        {"/", 0755, 0, false},          {".", 0755, 0, false},
+        {"..", 0755, 0, false},         {"rcf", 0644, 0, true},
+    };
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    g_autofree char *f = host("rcf");
+    g_autofree char *d = host("rcd");
+    g_autofree char *l = host("rcl");
+    g_autofree char *dl = host("rcdl");
+    struct stat root_before = host_stat(".");
+    struct rq rq;
+    uint32_t size;
+
+    for (int direct = 1; direct >= 0; direct--) {
+        write_file("rcf", CONTENT);
+        g_assert_cmpint(chmod(f, 0644), ==, 0);
+        g_assert_cmpint(g_mkdir(d, 0755), ==, 0);
+        g_assert_cmpint(symlink("rcf", l), ==, 0);
+        g_assert_cmpint(symlink("rcd", dl), ==, 0);
+        atomic_store(&ops_test_no_direct_calls, !direct);
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+            unsigned long before = atomic_load(&ops_test_direct_chmods);
+            struct stat lst;
+
+            rq_make(&rq, T_CHMOD, cases[i].path, cases[i].mode);
+            g_assert_cmpint(ops_execute(&ex, &rq.req, rep, OPS_NONBLOCK), ==, 0);
+            g_assert_cmpint(reply_status(rep, &size), ==, cases[i].want);
+            g_assert_cmpuint(atomic_load(&ops_test_direct_chmods) - before, ==,
+                             direct && cases[i].fast && dcase_kernel_has(T_CHMOD) ? 1 : 0);
+            if (cases[i].want == 0) {
+                const char *target = g_str_has_prefix(cases[i].path + strspn(cases[i].path, "/"),
+                                                      "rcd")
+                                         ? "rcd"
+                                     : g_str_has_prefix(cases[i].path + strspn(cases[i].path, "/"),
+                                                        "rc")
+                                         ? "rcf"
+                                         : ".";
+
+                g_assert_cmphex(host_stat(target).st_mode & 07777, ==, cases[i].mode);
+            }
+            /* the links themselves never change */
+            g_assert_cmpint(lstat(l, &lst), ==, 0);
+            g_assert_cmphex(lst.st_mode & 07777, ==, 0777);
+            g_assert_cmpint(lstat(dl, &lst), ==, 0);
+            g_assert_cmphex(lst.st_mode & 07777, ==, 0777);
+        }
+        atomic_store(&ops_test_no_direct_calls, false);
+        g_assert_cmpint(chmod(export_dir, root_before.st_mode & 07777), ==, 0);
+        g_unlink(l);
+        g_unlink(dl);
+        g_unlink(f);
+        g_rmdir(d);
+    }
+}
 #endif /* VP_TEST_HOOKS */
 
 int main(int argc, char **argv)
@@ -1073,6 +1143,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ops-nonblock/fast/fifo-never-opened", test_fifo_never_opened);
 #ifdef VP_TEST_HOOKS
     g_test_add_func("/ops-nonblock/fast/direct-calls", test_direct_calls);
+    g_test_add_func("/ops-nonblock/fast/chmod-in-root", test_chmod_in_root);
 #endif
     if (leases_work()) {
         g_test_add_func("/ops-nonblock/truncate-read-lease", test_truncate_read_lease);
