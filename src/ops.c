@@ -35,6 +35,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <limits.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
@@ -569,6 +571,75 @@ static int proc_path(char *buf, size_t size, int fd, const char *name)
                          : snprintf(buf, size, "/proc/self/fd/%d", fd);
 
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* ---- direct calls (issue 12) ---------------------------------------------
+ *
+ * Newer kernels name an object by (dirfd, name) or by an O_PATH descriptor
+ * where older ones need the /proc/self/fd path: the xattr calls' *at forms
+ * (Linux 6.13) and fchmodat2 with AT_EMPTY_PATH (Linux 6.6).  Each saves the
+ * walk through /proc (the magic link and one more component lookup) and is
+ * the same VFS entry with the same checks in the same order (in 6.13+ the
+ * l*xattr calls are path_*xattrat(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW)
+ * themselves), so the answer is the same; on a kernel without them (Debian
+ * 12's 6.1), or under a filter that refuses them with ENOSYS, the first
+ * ENOSYS is remembered process-wide and the /proc way is used from then on.
+ * glibc 2.36 and libseccomp 2.5.4 know neither the xattr calls' numbers nor
+ * their names: since Linux 5.1 every architecture but alpha shares the
+ * numbers of new calls, so they are given here by number. */
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452
+#endif
+#ifndef __NR_setxattrat
+#define __NR_setxattrat 463
+#define __NR_getxattrat 464
+#define __NR_listxattrat 465
+#define __NR_removexattrat 466
+#endif
+
+/* include/uapi/linux/xattr.h's struct xattr_args (XATTR_ARGS_SIZE_VER0). */
+struct vp_xattr_args {
+    uint64_t value;
+    uint32_t size;
+    uint32_t flags;
+};
+
+static atomic_bool no_xattrat;   /* the kernel answered ENOSYS to an *xattrat call */
+static atomic_bool no_fchmodat2; /* ... to fchmodat2 */
+
+#ifdef VP_TEST_HOOKS
+atomic_bool ops_test_no_direct_calls;
+atomic_ulong ops_test_direct_calls;
+atomic_ulong ops_test_direct_chmods;
+#endif
+
+/* Whether the direct call may be tried: the kernel has not refused it
+ * (missing NULL: every kernel has it) and, in test builds, the tests have
+ * not forced the /proc way. */
+static bool direct_call_ok(atomic_bool *missing)
+{
+#ifdef VP_TEST_HOOKS
+    if (atomic_load_explicit(&ops_test_no_direct_calls, memory_order_relaxed)) {
+        return false;
+    }
+#endif
+    return missing == NULL || !atomic_load_explicit(missing, memory_order_relaxed);
+}
+
+/* After a direct call returned ret: false (and remembered) if the kernel
+ * lacks it, so the caller takes the /proc way; true if ret is the answer. */
+static bool direct_call_answered(long ret, atomic_bool *missing, const char *what)
+{
+    if (ret < 0 && errno == ENOSYS && missing != NULL) {
+        if (!atomic_exchange_explicit(missing, true, memory_order_relaxed)) {
+            log_info("%s: ENOSYS from this kernel, using /proc/self/fd paths instead", what);
+        }
+        return false;
+    }
+#ifdef VP_TEST_HOOKS
+    atomic_fetch_add_explicit(&ops_test_direct_calls, 1, memory_order_relaxed);
+#endif
+    return true;
 }
 
 /* Opens the inode behind an O_PATH descriptor for I/O.  The caller has
@@ -1124,17 +1195,69 @@ static int op_statfs(const struct export *ex, const struct proto_req *r, struct 
     return ret;
 }
 
+/* chmod of the object behind an O_PATH descriptor (fchmod refuses O_PATH
+ * with EBADF): fchmodat2(fd, "", AT_EMPTY_PATH) where the kernel has it,
+ * else through the descriptor's /proc/self/fd entry.  EINVAL from fchmodat2
+ * (a kernel that would refuse AT_EMPTY_PATH there) also takes the /proc way,
+ * whose answer is then the answer, but is not remembered. */
+static int chmod_fd(int fd, mode_t mode)
+{
+    char name[16];
+    long ret;
+
+    if (direct_call_ok(&no_fchmodat2)) {
+        ret = syscall(__NR_fchmodat2, fd, "", mode, AT_EMPTY_PATH);
+        if ((ret == 0 || errno != EINVAL) && direct_call_answered(ret, &no_fchmodat2, "fchmodat2")) {
+            return ret_errno(ret);
+        }
+    }
+    return ret_errno(fchmodat(proc_fd_dir, fd_name(name, fd), mode, 0));
+}
+
+/* chmod of a name directly in the export root, in one call: fchmodat2(root,
+ * name, AT_SYMLINK_NOFOLLOW).  Condition: one component ("name" or
+ * "/name", no trailing slash), neither "." nor ".." (".." of the root is
+ * outside it), and the object not a symlink: the call never follows one
+ * (a symlink is EOPNOTSUPP, which takes the long way, so a link swapped in
+ * meanwhile is never followed outside).  Answers only a success, like the
+ * fast paths: on any error the long way decides the answer.  Returns true
+ * when it answered. */
+static bool chmod_in_root(const struct export *ex, const char *path, mode_t mode)
+{
+    size_t skip = strspn(path, "/");
+    const char *name = path + skip;
+    size_t len = strlen(name);
+
+    if (len == 0 || len > NAME_MAX || strchr(name, '/') != NULL ||
+        is_dot_or_dotdot(name, len) || !direct_call_ok(&no_fchmodat2)) {
+        return false;
+    }
+    if (syscall(__NR_fchmodat2, ex->root_fd, name, mode, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOSYS) {
+            direct_call_answered(-1, &no_fchmodat2, "fchmodat2");
+        }
+        return false;
+    }
+#ifdef VP_TEST_HOOKS
+    atomic_fetch_add_explicit(&ops_test_direct_chmods, 1, memory_order_relaxed);
+#endif
+    return true;
+}
+
 static int op_chmod(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
                     unsigned int ops_flags)
 {
-    char name[16];
-    int fd = obj_open(ex, r->a[0].s.p, true);
+    int fd;
     int ret;
 
+    if (chmod_in_root(ex, r->a[0].s.p, r->a[1].d & 07777)) {
+        return 0;
+    }
+    fd = obj_open(ex, r->a[0].s.p, true);
     if (fd < 0) {
         return fd;
     }
-    ret = ret_errno(fchmodat(proc_fd_dir, fd_name(name, fd), r->a[1].d & 07777, 0));
+    ret = chmod_fd(fd, r->a[1].d & 07777);
     close(fd);
     return ret;
 }
@@ -1163,10 +1286,14 @@ static int op_chown(const struct export *ex, const struct proto_req *r, struct p
  * instead of waiting (and whose other errors are truncate's own: EROFS,
  * EACCES, EPERM, ETXTBSY).  While that descriptor is open no new lease can
  * be granted (check_conflicting_open refuses a lease on a file open for
- * writing), so the truncate(2) that follows cannot wait.  It is truncate(2)
- * rather than ftruncate(2) so that the filesystem sees the very same call as
- * under the reference helper.  Without OPS_NONBLOCK (a retry off the I/O
- * thread) truncate(2) is simply allowed to wait. */
+ * writing), so the truncate that follows cannot wait.  That truncate is
+ * ftruncate(2) on the gate itself (issue 12: no walk through /proc): the
+ * same do_truncate on the same inode, and the checks truncate(2) would make
+ * on the path that ftruncate(2) does not (write permission, append-only,
+ * immutable, ETXTBSY) were all made by the gate's open with the same errnos
+ * (may_open, get_write_access).  Without OPS_NONBLOCK (a retry off the I/O
+ * thread) there is no gate: truncate(2) of the /proc path is simply allowed
+ * to wait. */
 static int op_truncate(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
                        unsigned int ops_flags)
 {
@@ -1190,6 +1317,9 @@ static int op_truncate(const struct export *ex, const struct proto_req *r, struc
     } else if ((ops_flags & OPS_NONBLOCK) &&
                (gate = reopen_nb(pfd, st.st_mode, O_WRONLY, ops_flags)) < 0) {
         ret = gate;
+    } else if (gate >= 0 && direct_call_ok(NULL)) {
+        ret = ret_errno(ftruncate(gate, (off_t)r->a[1].q));
+        direct_call_answered(ret, NULL, "ftruncate");
     } else {
         proc_path(path, sizeof(path), pfd, NULL);
         ret = ret_errno(truncate(path, (off_t)r->a[1].q));
@@ -1265,21 +1395,76 @@ static int op_remove(const struct export *ex, const struct proto_req *r, struct 
     return ret;
 }
 
-/* The xattr calls have no *at form: the object is named by the /proc path
- * of its parent directory plus its own name, so the l* calls still act on a
- * final symlink itself. */
-static int xattr_path(const struct export *ex, const char *path, char *buf, size_t size,
-                      struct at *at)
-{
-    int ret = at_lookup(ex, path, at);
+/* The four xattr requests on (at->dirfd, at->name), never following a
+ * final symlink: the *xattrat calls where the kernel has them, else the l*
+ * calls on the /proc path of the parent directory plus the name. */
+enum xattr_op { XA_GET, XA_LIST, XA_SET, XA_REMOVE };
 
-    if (ret == 0) {
-        ret = proc_path(buf, size, at->dirfd, at->name);
-        if (ret < 0) {
-            at_release(at);
+struct xattr_call {
+    enum xattr_op op;
+    const char *name; /* XA_LIST: unused */
+    void *value;      /* XA_GET, XA_LIST: the reply buffer; XA_SET: the value */
+    size_t size;
+    int flags; /* XA_SET */
+};
+
+static long xattr_direct(const struct at *at, const struct xattr_call *c)
+{
+    struct vp_xattr_args args = {
+        .value = (uintptr_t)c->value, .size = (uint32_t)c->size, .flags = (uint32_t)c->flags};
+
+    switch (c->op) {
+    case XA_GET:
+        return syscall(__NR_getxattrat, at->dirfd, at->name, AT_SYMLINK_NOFOLLOW, c->name, &args,
+                       sizeof(args));
+    case XA_LIST:
+        return syscall(__NR_listxattrat, at->dirfd, at->name, AT_SYMLINK_NOFOLLOW, c->value,
+                       c->size);
+    case XA_SET:
+        return syscall(__NR_setxattrat, at->dirfd, at->name, AT_SYMLINK_NOFOLLOW, c->name, &args,
+                       sizeof(args));
+    case XA_REMOVE:
+        return syscall(__NR_removexattrat, at->dirfd, at->name, AT_SYMLINK_NOFOLLOW, c->name);
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+static long xattr_proc(const struct at *at, const struct xattr_call *c)
+{
+    char path[PROC_PATH_MAX];
+    int ret = proc_path(path, sizeof(path), at->dirfd, at->name);
+
+    if (ret < 0) {
+        errno = -ret;
+        return -1;
+    }
+    switch (c->op) {
+    case XA_GET:
+        return lgetxattr(path, c->name, c->value, c->size);
+    case XA_LIST:
+        return llistxattr(path, c->value, c->size);
+    case XA_SET:
+        return lsetxattr(path, c->name, c->value, c->size, c->flags);
+    case XA_REMOVE:
+        return lremovexattr(path, c->name);
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+/* The call's result (>= 0), or -1 with errno, as the l* call returns it. */
+static long xattr_at(const struct at *at, const struct xattr_call *c)
+{
+    long n;
+
+    if (direct_call_ok(&no_xattrat)) {
+        n = xattr_direct(at, c);
+        if (direct_call_answered(n, &no_xattrat, "the *xattrat calls")) {
+            return n;
         }
     }
-    return ret;
+    return xattr_proc(at, c);
 }
 
 /* The kernel copies an attribute name in before it looks at the path:
@@ -1316,7 +1501,10 @@ static int xattr_read(const struct export *ex, const struct proto_req *r, const 
 {
     int32_t size = (int32_t)r->a[0].d;
     void *buf = size > 0 ? proto_reply_string_area(rep) : NULL;
-    char path[PROC_PATH_MAX];
+    struct xattr_call c = {.op = name != NULL ? XA_GET : XA_LIST,
+                           .name = name,
+                           .value = buf,
+                           .size = (size_t)size};
     struct at at;
     ssize_t n;
     int ret;
@@ -1328,12 +1516,11 @@ static int xattr_read(const struct export *ex, const struct proto_req *r, const 
     if (ret < 0) {
         return ret;
     }
-    ret = xattr_path(ex, r->a[1].s.p, path, sizeof(path), &at);
+    ret = at_lookup(ex, r->a[1].s.p, &at);
     if (ret < 0) {
         return ret;
     }
-    n = name != NULL ? lgetxattr(path, name, buf, (size_t)size)
-                     : llistxattr(path, buf, (size_t)size);
+    n = xattr_at(&at, &c);
     ret = reply_xattr(n, size, rep);
     at_release(&at);
     return ret;
@@ -1354,7 +1541,11 @@ static int op_llistxattr(const struct export *ex, const struct proto_req *r,
 static int op_lsetxattr(const struct export *ex, const struct proto_req *r, struct proto_reply *rep,
                         unsigned int ops_flags)
 {
-    char path[PROC_PATH_MAX];
+    struct xattr_call c = {.op = XA_SET,
+                           .name = r->a[1].s.p,
+                           .value = r->a[2].s.p,
+                           .size = r->a[2].s.len,
+                           .flags = (int)r->a[4].d};
     struct at at;
     int ret;
 
@@ -1371,10 +1562,9 @@ static int op_lsetxattr(const struct export *ex, const struct proto_req *r, stru
     if (r->a[3].d != r->a[2].s.len) {
         return -EINVAL;
     }
-    ret = xattr_path(ex, r->a[0].s.p, path, sizeof(path), &at);
+    ret = at_lookup(ex, r->a[0].s.p, &at);
     if (ret == 0) {
-        ret = ret_errno(
-            lsetxattr(path, r->a[1].s.p, r->a[2].s.p, r->a[2].s.len, (int)r->a[4].d));
+        ret = ret_errno(xattr_at(&at, &c));
         at_release(&at);
     }
     return ret;
@@ -1383,15 +1573,15 @@ static int op_lsetxattr(const struct export *ex, const struct proto_req *r, stru
 static int op_lremovexattr(const struct export *ex, const struct proto_req *r,
                            struct proto_reply *rep, unsigned int ops_flags)
 {
-    char path[PROC_PATH_MAX];
+    struct xattr_call c = {.op = XA_REMOVE, .name = r->a[1].s.p};
     struct at at;
     int ret = xattr_name_check(r->a[1].s.p);
 
     if (ret == 0) {
-        ret = xattr_path(ex, r->a[0].s.p, path, sizeof(path), &at);
+        ret = at_lookup(ex, r->a[0].s.p, &at);
     }
     if (ret == 0) {
-        ret = ret_errno(lremovexattr(path, r->a[1].s.p));
+        ret = ret_errno(xattr_at(&at, &c));
         at_release(&at);
     }
     return ret;

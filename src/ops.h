@@ -52,6 +52,13 @@ bool ops_lane_identity(const struct proto_req *req, uid_t *uid, gid_t *gid);
 /* T_OPEN/T_CREATE answered by the direct directory open (ops.c, fast
  * paths): the tests check it is taken when, and only when, it may be. */
 extern atomic_ulong ops_test_direct_opens;
+/* The direct calls (fchmodat2, the *xattrat calls, ftruncate on the write
+ * gate) instead of the /proc/self/fd paths: how many answered, and a switch
+ * that forces the /proc way, as on a kernel without them. */
+extern atomic_ulong ops_test_direct_calls;
+extern atomic_bool ops_test_no_direct_calls;
+/* chmod of a name in the export root answered by one fchmodat2 (ops.c). */
+extern atomic_ulong ops_test_direct_chmods;
 #endif
 
 #define OPS_NONBLOCK 1u /* on an I/O thread: never wait for a lease break */

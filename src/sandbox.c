@@ -82,7 +82,9 @@ static const char *const sc_sockets[] = {
 
 /* Paths: every request type of ops.c, with all the *at variants (requests
  * resolve beneath the export with openat2 and work on (dirfd, name)), the
- * xattr calls through /proc/self/fd, the listeners' private directory. */
+ * xattr calls on (dirfd, name) or through /proc/self/fd (ops.c, direct
+ * calls; the *xattrat ones are also in sc_by_number), the listeners'
+ * private directory. */
 static const char *const sc_paths[] = {
     "open", "openat", "openat2", "creat", "stat", "fstat", "lstat", "newfstatat", "statx",
     "statfs", "fstatfs", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
@@ -164,6 +166,22 @@ static const struct sc_group sc_table[] = {
  * only the low 32 bits are compared. */
 static const unsigned long sc_ioctls[] = {SIOCOUTQ, FIONREAD, FS_IOC_GETVERSION, TCGETS};
 
+/* Calls that libseccomp 2.5.4 (Debian 12) cannot name, allowed by number:
+ * ops.c's direct xattr calls (Linux 6.13; the names in sc_paths cover a
+ * newer libseccomp).  Since Linux 5.1 every architecture but alpha shares
+ * the numbers of new calls. */
+static const struct {
+    int nr;
+    const char *name;
+} sc_by_number[] = {
+#if !defined(__alpha__)
+    {463, "setxattrat"},
+    {464, "getxattrat"},
+    {465, "listxattrat"},
+    {466, "removexattrat"},
+#endif
+};
+
 static int sc_add(scmp_filter_ctx ctx, int nr, unsigned int narg, const struct scmp_arg_cmp *arg)
 {
     int ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, narg, arg);
@@ -187,6 +205,15 @@ static int sc_add_table(scmp_filter_ctx ctx)
                           strerror(-ret));
                 return ret;
             }
+        }
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(sc_by_number); i++) {
+        int ret = sc_add(ctx, sc_by_number[i].nr, 0, NULL);
+
+        if (ret < 0) {
+            log_error("seccomp: cannot allow %s (call %d, by number): %s", sc_by_number[i].name,
+                      sc_by_number[i].nr, strerror(-ret));
+            return ret;
         }
     }
     /* socket(2): Unix sockets only (SOCK_* flags are in the type, the

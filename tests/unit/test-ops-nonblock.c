@@ -13,7 +13,10 @@
  *
  * The fast paths of issue 12 (the direct directory open) are checked here
  * too, at the end: taken exactly under their condition, never opening a
- * FIFO, and the kernel behaviour they rely on (directories refuse leases).
+ * FIFO, and the kernel behaviour they rely on (directories refuse leases);
+ * and the direct calls (fchmodat2, the *xattrat calls, ftruncate on the
+ * write gate): one table of requests run both ways, direct and through
+ * /proc/self/fd, answering the same bytes with the same effect.
  */
 #include "config.h"
 
@@ -21,6 +24,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -97,7 +102,7 @@ static void assert_unchanged(int lfd, const struct stat *before)
 /* A request as conn.c holds it: the body, and the decoded fields that point
  * into it. */
 struct rq {
-    uint8_t body[4096];
+    uint8_t body[8192]; /* a path over PATH_MAX fits (the direct calls' test) */
     size_t len;
     struct proto_req req;
 };
@@ -748,6 +753,374 @@ static void test_fifo_never_opened(void)
     g_unlink(pr);
 }
 
+/* ---- direct calls (issue 12) ---------------------------------------------- */
+
+#ifdef VP_TEST_HOOKS
+#define LONG_COMPONENT 200
+#define LONG_DEPTH 22 /* 22 x 201 bytes: a path over PATH_MAX (4096) */
+
+/* The tree both ways run on, under export/ROOT: f (a file with user.a), d
+ * (a directory with user.d), l -> f, dl -> d, and a file lf with user.a
+ * LONG_DEPTH directories down.  *deep gets an O_PATH descriptor on lf's
+ * directory, for the host's own look at it. */
+static char *direct_tree(const char *root, int *deep)
+{
+    g_autofree char *top = host(root);
+    g_autofree char *f = g_build_filename(top, "f", NULL);
+    g_autofree char *d = g_build_filename(top, "d", NULL);
+    g_autofree char *l = g_build_filename(top, "l", NULL);
+    g_autofree char *dl = g_build_filename(top, "dl", NULL);
+    char comp[LONG_COMPONENT + 1];
+    GString *path = g_string_new("//");
+    int fd, next;
+
+    g_assert_cmpint(g_mkdir(top, 0755), ==, 0);
+    g_assert_true(g_file_set_contents(f, CONTENT, -1, NULL));
+    g_assert_cmpint(chmod(f, 0644), ==, 0);
+    g_assert_cmpint(setxattr(f, "user.a", "va", 2, 0), ==, 0);
+    g_assert_cmpint(g_mkdir(d, 0755), ==, 0);
+    g_assert_cmpint(setxattr(d, "user.d", "vd", 2, 0), ==, 0);
+    g_assert_cmpint(symlink("f", l), ==, 0);
+    g_assert_cmpint(symlink("d", dl), ==, 0);
+    memset(comp, 'c', LONG_COMPONENT);
+    comp[LONG_COMPONENT] = '\0';
+    g_string_append(path, root);
+    fd = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (int i = 0; i < LONG_DEPTH; i++) {
+        g_assert_cmpint(mkdirat(fd, comp, 0755), ==, 0);
+        next = openat(fd, comp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        g_assert_cmpint(next, >=, 0);
+        close(fd);
+        fd = next;
+        g_string_append_printf(path, "/%s", comp);
+    }
+    next = openat(fd, "lf", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    g_assert_cmpint(next, >=, 0);
+    g_assert_cmpint(write(next, CONTENT, strlen(CONTENT)), ==, strlen(CONTENT));
+    g_assert_cmpint(fsetxattr(next, "user.a", "va", 2, 0), ==, 0);
+    close(next);
+    *deep = fd;
+    g_string_append(path, "/lf");
+    g_assert_cmpuint(path->len, >, PATH_MAX);
+    return g_string_free(path, FALSE);
+}
+
+/* One object as the host sees it, never following a symlink: type and
+ * mode, size, and every attribute with its value. */
+static void direct_snap_one(GString *out, int dirfd, const char *name)
+{
+    g_autofree char *p = g_strdup_printf("/proc/self/fd/%d/%s", dirfd, name);
+    char list[1024], val[256];
+    struct stat st;
+    ssize_t n, v;
+
+    g_assert_cmpint(fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW), ==, 0);
+    g_string_append_printf(out, "%s %o %lld:", name, st.st_mode, (long long)st.st_size);
+    n = llistxattr(p, list, sizeof(list));
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1) {
+        if (g_str_has_prefix(list + i, "user.")) {
+            v = lgetxattr(p, list + i, val, sizeof(val));
+            g_string_append_printf(out, " %s=%.*s", list + i, (int)MAX(v, 0), val);
+        }
+    }
+    g_string_append(out, "\n");
+}
+
+static char *direct_snap(const char *root, int deep)
+{
+    g_autofree char *top = host(root);
+    GString *out = g_string_new(NULL);
+    int fd = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    static const char *const names[] = {".", "f", "d", "l", "dl"};
+
+    g_assert_cmpint(fd, >=, 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        direct_snap_one(out, fd, names[i]);
+    }
+    direct_snap_one(out, deep, "lf");
+    close(fd);
+    return g_string_free(out, FALSE);
+}
+
+/* A request of the table; "@" in path stands for the tree's root ("//ROOT"),
+ * "@L" for the long path to lf.  want: the status reply's errno (0: a
+ * success, > 0 for the size probes: that length). */
+struct dcase {
+    uint32_t type;
+    const char *path;
+    const char *name; /* xattr name; chmod: NULL */
+    unsigned int num; /* getxattr/listxattr: size; chmod: mode; setxattr: flags;
+                         truncate: length */
+    int want;
+};
+
+static const struct dcase dcases[] = {
+    {T_LGETXATTR, "@/f", "user.a", 64, 0},
+    {T_LGETXATTR, "@/f", "user.a", 0, 2},
+    {T_LGETXATTR, "@/f", "user.a", 1, -ERANGE},
+    {T_LGETXATTR, "@/f", "user.none", 64, -ENODATA},
+    {T_LGETXATTR, "@/l", "user.a", 64, -ENODATA}, /* the link itself, not f */
+    {T_LGETXATTR, "@/dl/", "user.d", 64, 0},      /* "link/" is followed */
+    {T_LGETXATTR, "@/d", "user.d", 64, 0},
+    {T_LGETXATTR, "@/d/.", "user.d", 64, 0},
+    {T_LGETXATTR, "@/d/..", "user.d", 64, -ENODATA},
+    {T_LGETXATTR, "@/f/", "user.a", 64, -ENOTDIR},
+    {T_LGETXATTR, "@/f/.", "user.a", 64, -ENOTDIR},
+    {T_LGETXATTR, "@/missing", "user.a", 64, -ENOENT},
+    {T_LGETXATTR, "@L", "user.a", 64, 0},
+    {T_LLISTXATTR, "@/f", NULL, 64, 0},
+    {T_LLISTXATTR, "@/f", NULL, 0, 7},
+    {T_LLISTXATTR, "@/f", NULL, 2, -ERANGE},
+    {T_LLISTXATTR, "@/l", NULL, 64, 0},
+    {T_LLISTXATTR, "@/d/.", NULL, 64, 0},
+    {T_LLISTXATTR, "@/missing", NULL, 64, -ENOENT},
+    {T_LLISTXATTR, "@L", NULL, 64, 0},
+    {T_LSETXATTR, "@/f", "user.n", 0, 0},
+    {T_LSETXATTR, "@/f", "user.a", XATTR_CREATE, -EEXIST},
+    {T_LSETXATTR, "@/f", "user.none", XATTR_REPLACE, -ENODATA},
+    {T_LSETXATTR, "@/l", "user.n", 0, -EPERM}, /* user.* on a symlink itself */
+    {T_LSETXATTR, "@/d/.", "user.n", 0, 0},
+    {T_LSETXATTR, "@/d/..", "user.n", 0, 0},
+    {T_LSETXATTR, "@/missing", "user.n", 0, -ENOENT},
+    {T_LSETXATTR, "@L", "user.n", 0, 0},
+    {T_LREMOVEXATTR, "@/f", "user.a", 0, 0},
+    {T_LREMOVEXATTR, "@/f", "user.a", 0, -ENODATA},
+    {T_LREMOVEXATTR, "@/l", "user.a", 0, -EPERM},
+    {T_LREMOVEXATTR, "@/dl/", "user.d", 0, 0},
+    {T_LREMOVEXATTR, "@/d/..", "user.n", 0, 0},
+    {T_LREMOVEXATTR, "@L", "user.a", 0, 0},
+    {T_CHMOD, "@/f", NULL, 0600, 0},
+    {T_CHMOD, "@/l", NULL, 0640, 0}, /* follows to f */
+    {T_CHMOD, "@/dl", NULL, 0700, 0},
+    {T_CHMOD, "@/d/.", NULL, 01755, 0},
+    {T_CHMOD, "@/d/..", NULL, 0711, 0},
+    {T_CHMOD, "@/f/", NULL, 0600, -ENOTDIR},
+    {T_CHMOD, "@/missing", NULL, 0600, -ENOENT},
+    {T_CHMOD, "@L", NULL, 04751, 0},
+    {T_CHMOD, "@/f", NULL, 0644, 0},
+    {T_TRUNCATE, "@/f", NULL, 3, 0},
+    {T_TRUNCATE, "@/l", NULL, 1, 0},
+    {T_TRUNCATE, "@/f", NULL, 12, 0},
+    {T_TRUNCATE, "@/d", NULL, 0, -EISDIR},
+    {T_TRUNCATE, "@/d/.", NULL, 0, -EISDIR},
+    {T_TRUNCATE, "@/missing", NULL, 0, -ENOENT},
+    {T_TRUNCATE, "@L", NULL, 4, 0},
+};
+
+static void dcase_request(struct rq *rq, const struct dcase *c, const char *root,
+                          const char *long_path)
+{
+    g_autofree char *path = g_str_has_prefix(c->path, "@L")
+                                ? g_strdup(long_path)
+                                : g_strdup_printf("//%s%s", root, c->path + 1);
+
+    switch (c->type) {
+    case T_LGETXATTR:
+        rq_make(rq, c->type, c->num, path, c->name);
+        break;
+    case T_LLISTXATTR:
+        rq_make(rq, c->type, c->num, path);
+        break;
+    case T_LSETXATTR:
+        rq_make(rq, c->type, path, c->name, "new", 3u, c->num);
+        break;
+    case T_LREMOVEXATTR:
+        rq_make(rq, c->type, path, c->name);
+        break;
+    case T_CHMOD:
+        rq_make(rq, c->type, path, c->num);
+        break;
+    case T_TRUNCATE:
+        rq_make(rq, c->type, path, (uint64_t)c->num);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+}
+
+/* The status of a reply of the table: -errno, 0, or a probe's length. */
+static int32_t dcase_status(const struct dcase *c, const struct proto_reply *rep)
+{
+    bool probe = (c->type == T_LGETXATTR || c->type == T_LLISTXATTR) && c->num == 0;
+    uint32_t type, size;
+    int32_t v;
+
+    memcpy(&type, rep->buf, 4);
+    memcpy(&size, rep->buf + 4, 4);
+    if (probe && type == T_SUCCESS && size == 4 && rep->len == PROTO_HDR_SZ + 4) {
+        memcpy(&v, rep->buf + PROTO_HDR_SZ, 4);
+        return v;
+    }
+    return reply_status(rep, &size);
+}
+
+/* Whether the case gets past the lookup to the call itself: the xattr
+ * calls look the final component up themselves (a missing one is their
+ * ENOENT); chmod and truncate act on an O_PATH descriptor. */
+static bool dcase_reaches_call(const struct dcase *c)
+{
+    bool xattr = c->type != T_CHMOD && c->type != T_TRUNCATE;
+
+    return c->want >= 0 || c->want == -ENODATA || c->want == -ERANGE || c->want == -EEXIST ||
+           c->want == -EPERM || (xattr && c->want == -ENOENT);
+}
+
+/* Whether this kernel has the direct call for type (ENOSYS probes: the
+ * *xattrat calls since 6.13, fchmodat2 since 6.6; ftruncate always). */
+static bool dcase_kernel_has(uint32_t type)
+{
+    static int xattrat = -1, fchmodat2 = -1;
+    g_autofree char *p = host("probe");
+    long r;
+
+    if (type == T_TRUNCATE) {
+        return true;
+    }
+    if (xattrat < 0) {
+        g_assert_true(g_file_set_contents(p, "", 0, NULL));
+        r = syscall(465 /* listxattrat */, AT_FDCWD, p, AT_SYMLINK_NOFOLLOW, NULL, (size_t)0);
+        xattrat = !(r < 0 && errno == ENOSYS);
+        r = syscall(452 /* fchmodat2 */, AT_FDCWD, p, 0644, AT_SYMLINK_NOFOLLOW);
+        fchmodat2 = !(r < 0 && errno == ENOSYS);
+        g_unlink(p);
+        if (!xattrat || !fchmodat2) {
+            g_test_message("this kernel lacks%s%s: those are run the /proc way only",
+                           xattrat ? "" : " the *xattrat calls", fchmodat2 ? "" : " fchmodat2");
+        }
+    }
+    return type == T_CHMOD ? fchmodat2 : xattrat;
+}
+
+/* Runs the whole table on a fresh tree one way; returns, per case, the
+ * reply's bytes and the tree as the host sees it afterwards. */
+static GPtrArray *direct_run(const char *root, bool direct)
+{
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    unsigned long before;
+    int deep;
+    g_autofree char *long_path = direct_tree(root, &deep);
+    struct rq rq;
+
+    atomic_store(&ops_test_no_direct_calls, !direct);
+    for (size_t i = 0; i < G_N_ELEMENTS(dcases); i++) {
+        const struct dcase *c = &dcases[i];
+        g_autofree char *snap = NULL;
+        g_autofree char *bytes = NULL;
+        int32_t status;
+
+        before = atomic_load(&ops_test_direct_calls);
+        dcase_request(&rq, c, root, long_path);
+        g_assert_cmpint(ops_execute(&ex, &rq.req, rep, OPS_NONBLOCK), ==, 0);
+        status = dcase_status(c, rep);
+        if (status != c->want) {
+            g_error("case %zu (%s %s %s, %s): answered %d, want %d", i,
+                    proto_type_name(c->type), c->path, c->name != NULL ? c->name : "",
+                    direct ? "direct" : "fallback", status, c->want);
+        }
+        /* Direct: every request that reached its call took the direct one
+         * (where this kernel has it); fallback: none did. */
+        if (direct && dcase_reaches_call(c) && dcase_kernel_has(c->type)) {
+            g_assert_cmpuint(atomic_load(&ops_test_direct_calls), ==, before + 1);
+        } else {
+            g_assert_cmpuint(atomic_load(&ops_test_direct_calls), ==, before);
+        }
+        snap = direct_snap(root, deep);
+        bytes = g_base64_encode(rep->buf, rep->len);
+        g_ptr_array_add(out, g_strdup_printf("%s\n%s", bytes, snap));
+    }
+    atomic_store(&ops_test_no_direct_calls, false);
+    close(deep);
+    return out;
+}
+
+/* The table answers the same bytes and leaves the same tree both ways, and
+ * the direct way really is taken on a kernel that has the calls. */
+static void test_direct_calls(void)
+{
+    g_autoptr(GPtrArray) direct = direct_run("dir-direct", true);
+    g_autoptr(GPtrArray) proc = direct_run("dir-proc", false);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(dcases); i++) {
+        if (strcmp(direct->pdata[i], proc->pdata[i]) != 0) {
+            g_error("case %zu (%s %s): direct\n%s\nfallback\n%s", i,
+                    proto_type_name(dcases[i].type), dcases[i].path,
+                    (char *)direct->pdata[i], (char *)proc->pdata[i]);
+        }
+    }
+}
+/* chmod of a name in the export root in one fchmodat2 (ops.c,
+ * chmod_in_root): taken for a single non-symlink component only, and the
+ * same answers and modes as the long way: a symlink is still followed (to
+ * its target in the export), ".", ".." and "/" are the root, "name/" is the
+ * long way's. */
+static void test_chmod_in_root(void)
+{
+    static const struct {
+        const char *path;
+        unsigned int mode;
+        int want;
+        bool fast; /* answered by the one call */
+    } cases[] = {
+        {"rcf", 0600, 0, true},         {"/rcf", 04711, 0, true},
+        {"//rcl", 0640, 0, false},      {"rcd", 01777, 0, true},
+        {"rcd/", 0711, 0, false},       {"rcf/", 0600, -ENOTDIR, false},
+        {"rcdl", 0750, 0, false},       {"rcmissing", 0600, -ENOENT, false},
+        {"/", 0755, 0, false},          {".", 0755, 0, false},
+        {"..", 0755, 0, false},         {"rcf", 0644, 0, true},
+    };
+    g_autofree struct proto_reply *rep = g_new0(struct proto_reply, 1);
+    g_autofree char *f = host("rcf");
+    g_autofree char *d = host("rcd");
+    g_autofree char *l = host("rcl");
+    g_autofree char *dl = host("rcdl");
+    struct stat root_before = host_stat(".");
+    struct rq rq;
+    uint32_t size;
+
+    for (int direct = 1; direct >= 0; direct--) {
+        write_file("rcf", CONTENT);
+        g_assert_cmpint(chmod(f, 0644), ==, 0);
+        g_assert_cmpint(g_mkdir(d, 0755), ==, 0);
+        g_assert_cmpint(symlink("rcf", l), ==, 0);
+        g_assert_cmpint(symlink("rcd", dl), ==, 0);
+        atomic_store(&ops_test_no_direct_calls, !direct);
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+            unsigned long before = atomic_load(&ops_test_direct_chmods);
+            struct stat lst;
+
+            rq_make(&rq, T_CHMOD, cases[i].path, cases[i].mode);
+            g_assert_cmpint(ops_execute(&ex, &rq.req, rep, OPS_NONBLOCK), ==, 0);
+            g_assert_cmpint(reply_status(rep, &size), ==, cases[i].want);
+            g_assert_cmpuint(atomic_load(&ops_test_direct_chmods) - before, ==,
+                             direct && cases[i].fast && dcase_kernel_has(T_CHMOD) ? 1 : 0);
+            if (cases[i].want == 0) {
+                const char *target = g_str_has_prefix(cases[i].path + strspn(cases[i].path, "/"),
+                                                      "rcd")
+                                         ? "rcd"
+                                     : g_str_has_prefix(cases[i].path + strspn(cases[i].path, "/"),
+                                                        "rc")
+                                         ? "rcf"
+                                         : ".";
+
+                g_assert_cmphex(host_stat(target).st_mode & 07777, ==, cases[i].mode);
+            }
+            /* the links themselves never change */
+            g_assert_cmpint(lstat(l, &lst), ==, 0);
+            g_assert_cmphex(lst.st_mode & 07777, ==, 0777);
+            g_assert_cmpint(lstat(dl, &lst), ==, 0);
+            g_assert_cmphex(lst.st_mode & 07777, ==, 0777);
+        }
+        atomic_store(&ops_test_no_direct_calls, false);
+        g_assert_cmpint(chmod(export_dir, root_before.st_mode & 07777), ==, 0);
+        g_unlink(l);
+        g_unlink(dl);
+        g_unlink(f);
+        g_rmdir(d);
+    }
+}
+#endif /* VP_TEST_HOOKS */
+
 int main(int argc, char **argv)
 {
     struct sigaction sa = {.sa_handler = on_sigio, .sa_flags = SA_RESTART};
@@ -768,6 +1141,10 @@ int main(int argc, char **argv)
     g_test_add_func("/ops-nonblock/fast/dir-refuses-leases", test_dir_refuses_leases);
     g_test_add_func("/ops-nonblock/fast/dir-open-direct", test_dir_open_direct);
     g_test_add_func("/ops-nonblock/fast/fifo-never-opened", test_fifo_never_opened);
+#ifdef VP_TEST_HOOKS
+    g_test_add_func("/ops-nonblock/fast/direct-calls", test_direct_calls);
+    g_test_add_func("/ops-nonblock/fast/chmod-in-root", test_chmod_in_root);
+#endif
     if (leases_work()) {
         g_test_add_func("/ops-nonblock/truncate-read-lease", test_truncate_read_lease);
         g_test_add_func("/ops-nonblock/truncate-via-symlink", test_truncate_via_symlink);
