@@ -1010,15 +1010,17 @@ static void conn_settle(struct conn *c)
 }
 
 /* A request has been answered, the peer has read, or a park was called off:
- * back to taking requests, starting with whatever input is buffered. */
+ * back to taking requests, starting with whatever input is buffered.  The
+ * descriptor bound is checked where a request is about to run
+ * (conn_take_frames), not here: a reply sent this instant is still unread,
+ * and a QEMU-like peer reads it before it sends the next request, so
+ * checking now would wait a poll period for nothing. */
 static void conn_resume(struct conn *c)
 {
     if (c->out_bytes > CONN_OUT_HIGH) {
         conn_set_state(c, CONN_BACKLOG);
     } else if (c->stop || (c->eof && !has_whole_frame(c))) {
         conn_set_state(c, CONN_DRAINING);
-    } else if (!conn_fd_room(c)) {
-        conn_set_state(c, CONN_FDWAIT);
     } else {
         conn_set_state(c, CONN_READING);
         conn_watch_input(c, true);

@@ -834,6 +834,17 @@ static int ret_errno(long ret)
     return ret < 0 ? -errno : 0;
 }
 
+/* What open(2) with O_CREAT answers for a final component that can never
+ * be created: ".", ".." or the root is always a directory (EEXIST with
+ * O_EXCL, else EISDIR); a trailing slash is EISDIR.  0: an ordinary name. */
+static int creat_final_check(const struct at *at, size_t len, int flags)
+{
+    if (at_is_dots(at, len)) {
+        return (flags & O_EXCL) ? -EEXIST : -EISDIR;
+    }
+    return at->name[len - 1] == '/' ? -EISDIR : 0;
+}
+
 /* T_OPEN with O_CREAT.  QEMU never sends it (T_CREATE exists for that),
  * and T_OPEN never creates: it runs as the daemon, not as the guest's user,
  * and carries no mode (the reference creates the file as root with whatever
@@ -854,15 +865,13 @@ static int open_creat_existing(const struct export *ex, const char *path, int fl
         return ret;
     }
     len = strlen(at.name);
-    if (at_is_dots(&at, len)) {
-        ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
-    } else if (at.name[len - 1] == '/') {
-        ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
-    } else if (flags & O_EXCL) {
-        ret = fstatat(at.dirfd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST : -errno;
-    } else {
+    ret = creat_final_check(&at, len, flags);
+    if (ret == 0 && !(flags & O_EXCL)) {
         at_release(&at);
         return open_existing(ex, path, flags, true, ops_flags, rep);
+    }
+    if (ret == 0) {
+        ret = fstatat(at.dirfd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST : -errno;
     }
     at_release(&at);
     return ret;
@@ -911,11 +920,7 @@ static int create_step(const struct export *ex, const char *path, int flags, mod
         return ret;
     }
     len = strlen(at.name);
-    if (at_is_dots(&at, len)) {
-        ret = (flags & O_EXCL) ? -EEXIST : -EISDIR; /* always a directory */
-    } else if (at.name[len - 1] == '/') {
-        ret = -EISDIR; /* open(2) refuses O_CREAT with a trailing slash */
-    } else {
+    if ((ret = creat_final_check(&at, len, flags)) == 0) {
         for (int i = 0; i < RESOLVE_RETRIES; i++) {
             /* O_EXCL never follows a final symlink (EEXIST): no O_NOFOLLOW,
              * which F_GETFL would show QEMU and F_SETFL cannot clear. */
