@@ -374,6 +374,45 @@ char *vt_read_file(const char *path)
     return data;
 }
 
+size_t vt_log_size(const vt_server *s)
+{
+    g_autofree char *log = vt_read_file(s->log_path);
+
+    return log != NULL ? strlen(log) : 0;
+}
+
+unsigned int vt_log_count(const vt_server *s, size_t from, const char *needle)
+{
+    g_autofree char *log = vt_read_file(s->log_path);
+    unsigned int n = 0;
+
+    for (const char *p = log != NULL && strlen(log) > from ? log + from : "";
+         (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
+        n++;
+    }
+    return n;
+}
+
+bool vt_log_wait(const vt_server *s, size_t from, const char *needle, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (vt_log_count(s, from, needle) > 0) {
+            return true;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_test_message("no '%s' in %s within %d ms", needle, s->log_path, timeout_ms);
+    return false;
+}
+
+bool vt_reload_and_wait(const vt_server *s, const char *expect, int timeout_ms)
+{
+    size_t from = vt_log_size(s);
+
+    kill(s->pid, SIGHUP);
+    return vt_log_wait(s, from, expect, timeout_ms);
+}
+
 void vt_mkdir(const char *path, mode_t mode)
 {
     if (mkdir(path, mode) < 0 || chmod(path, mode) < 0) {

@@ -83,6 +83,13 @@ char *vt_host(const vt_server *s, const char *rel);
 /* Host-side helpers; they fail the test on error. */
 void vt_write_file(const char *path, const char *content);
 char *vt_read_file(const char *path);       /* NULL if missing */
+/* The server's log: its length now, how often needle appears after byte
+ * from, waiting until it does (false after timeout_ms, with a message), and
+ * SIGHUP followed by such a wait. */
+size_t vt_log_size(const vt_server *s);
+unsigned int vt_log_count(const vt_server *s, size_t from, const char *needle);
+bool vt_log_wait(const vt_server *s, size_t from, const char *needle, int timeout_ms);
+bool vt_reload_and_wait(const vt_server *s, const char *expect, int timeout_ms);
 void vt_mkdir(const char *path, mode_t mode);
 void vt_symlink(const char *target, const char *path);
 void vt_mkfifo(const char *path);

@@ -280,32 +280,13 @@ static void test_xattr_names(void)
     g_assert_cmpint(lgetxattr(path, "user.virtfs.private", hostbuf, sizeof(hostbuf)), ==, 1);
 }
 
-/* Sends SIGHUP and waits for expect in the log. */
-static bool reload_and_wait(const char *expect)
-{
-    g_autofree char *before = vt_read_file(srv->log_path);
-    size_t seen = before != NULL ? strlen(before) : 0;
-
-    kill(srv->pid, SIGHUP);
-    for (int i = 0; i < 400; i++) {
-        g_autofree char *log = vt_read_file(srv->log_path);
-
-        if (log != NULL && strlen(log) > seen && strstr(log + seen, expect) != NULL) {
-            return true;
-        }
-        g_usleep(5000);
-    }
-    g_test_message("no '%s' in the log after SIGHUP", expect);
-    return false;
-}
-
 /* A reload's map applies to the next request of a connection made before. */
 static void test_reload(void)
 {
     pc_proxy_stat st;
 
     write_conf("0:300000:2000");
-    g_assert_true(reload_and_wait("maps now"));
+    g_assert_true(vt_reload_and_wait(srv, "maps now", 2000));
     vt_assert_rc(pc_mkdir(conn, 1, 1, "//after-reload", 0755), 0);
     ASSERT_OWNER("after-reload", 300001, 200001);
     vt_assert_rc(pc_lstat(conn, "//after-reload", &st), 0);
@@ -315,7 +296,7 @@ static void test_reload(void)
     g_assert_cmpuint(st.uid, ==, 65534); /* 100000 has no guest id now */
     /* a bad map changes nothing */
     write_conf("0:1:1,0:2:1");
-    g_assert_true(reload_and_wait("overlaps"));
+    g_assert_true(vt_reload_and_wait(srv, "overlaps", 2000));
     vt_assert_rc(pc_mkdir(conn, 2, 2, "//after-bad", 0755), 0);
     ASSERT_OWNER("after-bad", 300002, 200002);
 }
@@ -360,7 +341,7 @@ static void test_swap_under_load(void)
     vt_write_file(path, "x");
     g_assert_cmpint(lchown(path, 100007, 200008), ==, 0);
     write_maps("0:100000:2000", "0:200000:2000"); /* 7:8 */
-    g_assert_true(reload_and_wait("maps now"));
+    g_assert_true(vt_reload_and_wait(srv, "maps now", 2000));
     for (int i = 0; i < 4; i++) {
         readers[i] = (struct swap_reader){.stop = &stop};
         g_assert_cmpint(pc_connect(sock, VT_TIMEOUT_MS, &readers[i].c), ==, 0);
@@ -368,9 +349,9 @@ static void test_swap_under_load(void)
     }
     for (int round = 0; round < 10; round++) {
         write_maps("0:100001:2000", "0:200002:2000"); /* 7:8 shows as 6:6 */
-        g_assert_true(reload_and_wait("maps now"));
+        g_assert_true(vt_reload_and_wait(srv, "maps now", 2000));
         write_maps("0:100000:2000", "0:200000:2000"); /* 7:8 again */
-        g_assert_true(reload_and_wait("maps now"));
+        g_assert_true(vt_reload_and_wait(srv, "maps now", 2000));
     }
     atomic_store(&stop, true);
     for (int i = 0; i < 4; i++) {
@@ -385,27 +366,6 @@ static void test_swap_under_load(void)
 }
 
 /* Waits for expect in srv2's log after off bytes. */
-static bool log_wait(vt_server *s, size_t off, const char *expect)
-{
-    for (int i = 0; i < 2000; i++) {
-        g_autofree char *log = vt_read_file(s->log_path);
-
-        if (log != NULL && strlen(log) > off && strstr(log + off, expect) != NULL) {
-            return true;
-        }
-        g_usleep(10000);
-    }
-    g_test_message("no '%s' in %s", expect, s->log_path);
-    return false;
-}
-
-static size_t log_size(vt_server *s)
-{
-    g_autofree char *log = vt_read_file(s->log_path);
-
-    return log != NULL ? strlen(log) : 0;
-}
-
 /* A connection whose export a reload removed keeps its maps across a live
  * upgrade (the new process rebuilds them from the handed-over state).  The
  * new export lies outside the first one's Landlock domain: confine = none
@@ -436,12 +396,12 @@ static void test_orphan_upgrade(void)
         return;
     }
     g_assert_true(g_file_set_contents(conf2, other, -1, NULL));
-    off = log_size(s2);
+    off = vt_log_size(s2);
     kill(s2->pid, SIGHUP);
-    g_assert_true(log_wait(s2, off, "export 'o' removed"));
-    off = log_size(s2);
+    g_assert_true(vt_log_wait(s2, off, "export 'o' removed", 20000));
+    off = vt_log_size(s2);
     kill(s2->pid, SIGUSR2);
-    g_assert_true(log_wait(s2, off, "took over 1 connections"));
+    g_assert_true(vt_log_wait(s2, off, "took over 1 connections", 20000));
     vt_assert_rc(pc_mkdir(c, 3, 4, "//after-upgrade", 0755), 0);
     g_assert_cmpint(lstat(made, &st), ==, 0);
     g_assert_cmpuint(st.st_uid, ==, 100003);
@@ -481,14 +441,14 @@ static void test_orphan_crash(void)
     }
     vt_assert_rc(pc_mkdir(c, 3, 4, "//before-crash", 0755), 0);
     g_assert_true(g_file_set_contents(conf2, other, -1, NULL));
-    off = log_size(s2);
+    off = vt_log_size(s2);
     kill(s2->pid, SIGHUP);
-    g_assert_true(log_wait(s2, off, "export 'o' removed"));
+    g_assert_true(vt_log_wait(s2, off, "export 'o' removed", 20000));
     serving = vt_serving_pid(s2);
     g_assert_cmpint(serving, >, 0);
-    off = log_size(s2);
+    off = vt_log_size(s2);
     kill(serving, SIGKILL);
-    g_assert_true(log_wait(s2, off, "lost with the crashed process"));
+    g_assert_true(vt_log_wait(s2, off, "lost with the crashed process", 20000));
     rc = pc_mkdir(c, 3, 4, "//after-crash", 0755);
     g_assert_true(rc == PC_ERR_EOF || rc == PC_ERR_IO);
     g_assert_false(vt_exists(made));

@@ -113,45 +113,6 @@ static void finish(struct setup *t)
     free_setup(t);
 }
 
-static size_t log_size(const vt_server *s)
-{
-    g_autofree char *log = vt_read_file(s->log_path);
-
-    return log != NULL ? strlen(log) : 0;
-}
-
-static unsigned int log_count(const vt_server *s, size_t from, const char *needle)
-{
-    g_autofree char *log = vt_read_file(s->log_path);
-    unsigned int n = 0;
-
-    for (const char *p = log != NULL && strlen(log) > from ? log + from : "";
-         (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
-        n++;
-    }
-    return n;
-}
-
-static bool log_wait(const vt_server *s, size_t from, const char *needle, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 10) {
-        if (log_count(s, from, needle) > 0) {
-            return true;
-        }
-        g_usleep(10 * 1000);
-    }
-    g_test_message("no '%s' in %s within %d ms", needle, s->log_path, timeout_ms);
-    return false;
-}
-
-static bool reload_and_wait(const vt_server *s, const char *expect)
-{
-    size_t from = log_size(s);
-
-    kill(s->pid, SIGHUP);
-    return log_wait(s, from, expect, 2000);
-}
-
 /* virtfs-proxyctl --control PATH ARGS...: its stdout, or NULL. */
 static char *ctl(const struct setup *t, const char *cmd, const char *opt)
 {
@@ -344,7 +305,7 @@ static void test_lists(void)
                "allowed-peer-uids = 5001\nallowed-peer-gids = 6001, 6002\nmax-connections = 4")) {
         return;
     }
-    g_assert_true(log_wait(t.srv, 0, "export 'locked': allowed-peer-uids 5001, "
+    g_assert_true(vt_log_wait(t.srv, 0, "export 'locked': allowed-peer-uids 5001, "
                                      "allowed-peer-gids 6001,6002 (refusing others)",
                            2000));
     a = peer_a(t.sock_locked);
@@ -366,20 +327,20 @@ static void test_lists(void)
     /* The log names each peer (the first ones: the rest are rate-limited),
      * its name escaped. */
     line_d = refusal_line(&t, d[0].pid, UID_D, UID_D, "vt-peer\\nD");
-    g_assert_true(log_wait(t.srv, 0, line_d, 2000));
+    g_assert_true(vt_log_wait(t.srv, 0, line_d, 2000));
     {
         g_autofree char *log = vt_read_file(t.srv->log_path);
 
         expect_in(log, "its uid is not in allowed-peer-uids and none of its groups in "
                        "allowed-peer-gids");
     }
-    g_assert_cmpuint(log_count(t.srv, 0, "refusing peer pid"), <=, 15);
-    g_assert_cmpuint(log_count(t.srv, 0, "vt-peer\nD"), ==, 0);
+    g_assert_cmpuint(vt_log_count(t.srv, 0, "refusing peer pid"), <=, 15);
+    g_assert_cmpuint(vt_log_count(t.srv, 0, "vt-peer\nD"), ==, 0);
     line_r = refusal_line(&t, r.pid, 0, 0, "vt-peer-root");
     /* Root's refusal may have been rate-limited away; when logged, it is
      * this line. */
-    if (log_count(t.srv, 0, "uid 0 gid 0 comm") > 0) {
-        g_assert_cmpuint(log_count(t.srv, 0, line_r), ==, 1);
+    if (vt_log_count(t.srv, 0, "uid 0 gid 0 comm") > 0) {
+        g_assert_cmpuint(vt_log_count(t.srv, 0, line_r), ==, 1);
     }
 
     /* Nothing kept of a refused peer. */
@@ -398,7 +359,7 @@ static void test_lists(void)
     g_usleep(1100 * 1000);
     a3 = peer_a(t.sock_locked);
     g_assert_true(refused(&a3));
-    g_assert_true(log_wait(t.srv, 0, "the export's connection limit of 4 reached", 2000));
+    g_assert_true(vt_log_wait(t.srv, 0, "the export's connection limit of 4 reached", 2000));
 
     /* The export without lists serves everyone. */
     d_open = peer_d(t.sock_open);
@@ -452,8 +413,8 @@ static void test_reload(void)
 
     /* D's uid in, C's group out. */
     write_conf(&t, "allowed-peer-uids = 5001, 5004\nallowed-peer-gids = 6001");
-    g_assert_true(reload_and_wait(t.srv, "reloaded"));
-    g_assert_cmpuint(log_count(t.srv, 0, "export 'locked': allowed-peer-uids 5001,5004, "
+    g_assert_true(vt_reload_and_wait(t.srv, "reloaded", 2000));
+    g_assert_cmpuint(vt_log_count(t.srv, 0, "export 'locked': allowed-peer-uids 5001,5004, "
                                          "allowed-peer-gids 6001 (for new connections; those "
                                          "made go on)"),
                      ==, 1);
@@ -469,7 +430,7 @@ static void test_reload(void)
 
     /* Keys removed: everyone again. */
     write_conf(&t, "");
-    g_assert_true(reload_and_wait(t.srv, "reloaded"));
+    g_assert_true(vt_reload_and_wait(t.srv, "reloaded", 2000));
     r2 = peer_root(t.sock_locked);
     g_assert_true(served(&r2));
     g_assert_true(served(&d2));
@@ -515,7 +476,7 @@ static void test_command_line(void)
     line = g_strdup_printf("export 'default' (%s): refusing peer pid %d uid %u gid %u comm "
                            "'vt-cli-d': ",
                            s->sock_path, (int)d.pid, UID_D, UID_D);
-    g_assert_true(log_wait(s, 0, line, 2000));
+    g_assert_true(vt_log_wait(s, 0, line, 2000));
     peer_free(&a);
     peer_free(&b);
     peer_free(&c);
@@ -579,9 +540,9 @@ static void test_upgrade_and_crash(void)
     /* C's group out: the process taking over reads this. */
     write_conf(&t, "allowed-peer-uids = 5001");
     first = vt_serving_pid(t.srv);
-    off = log_size(t.srv);
+    off = vt_log_size(t.srv);
     kill(t.srv->pid, SIGUSR2);
-    g_assert_true(log_wait(t.srv, off, "serves every socket and connection now", 20000));
+    g_assert_true(vt_log_wait(t.srv, off, "serves every socket and connection now", 20000));
     for (int i = 0; i < 500 && (now = vt_serving_pid(t.srv)) == first; i++) {
         g_usleep(10 * 1000);
     }
@@ -600,13 +561,13 @@ static void test_upgrade_and_crash(void)
     /* The serving process dies; the supervisor starts the next from the
      * same command line and configuration. */
     first = now;
-    off = log_size(t.srv);
+    off = vt_log_size(t.srv);
     kill(first, SIGKILL);
     for (int i = 0; i < 2000 && ((now = vt_serving_pid(t.srv)) == first || now <= 0); i++) {
         g_usleep(10 * 1000);
     }
     g_assert_cmpint(now, !=, first);
-    g_assert_true(log_wait(t.srv, off, "export 'locked': allowed-peer-uids 5001, "
+    g_assert_true(vt_log_wait(t.srv, off, "export 'locked': allowed-peer-uids 5001, "
                                        "allowed-peer-gids none (refusing others)",
                            5000));
     g_assert_true(served(&c_old));
