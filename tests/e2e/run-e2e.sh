@@ -460,7 +460,10 @@ upgrade_conf() {
     {
         # No supervisor here: the reloads below add export third, outside the
         # Landlock confinement made at start (virtfs-proxyd(8), SANDBOX).
-        printf '[daemon]\nlog-level = info\nconfine = none\n\n'
+        # Its own control socket: make check may run another daemon on the
+        # default one at the same time.
+        printf '[daemon]\nlog-level = info\nconfine = none\ncontrol-socket = %s\n\n' \
+            "$work/upgrade-control.sock"
         export_conf main "$work/export" "$work/upgrade.sock" ''
         case $state in
             rw) export_conf second "$work/export2" "$work/second.sock" 'readonly = false' ;;
@@ -1064,7 +1067,8 @@ phase_crash() {
         return
     fi
     loop_args="e2e.mode=loop e2e.cache=none e2e.eio=1 e2e.secs=$((guest_timeout - 20))"
-    { printf '[daemon]\nlog-level = info\n\n'; export_conf main "$work/export" "$sock" ''; } >"$conf"
+    { printf '[daemon]\nlog-level = info\ncontrol-socket = %s\n\n' "$work/crash-control.sock"
+      export_conf main "$work/export" "$sock" ''; } >"$conf"
     "$server_bin" -n -c "$conf" </dev/null >"$work/crash.server.log" 2>&1 &
     sup_c=$!
     server_pids+=("$sup_c")
